@@ -1,0 +1,80 @@
+# stray build: bpf/*.bpf.c -> build/*.bpf.o -> bpftool skeleton -> user objects -> build/stray
+# Everything generated goes to build/; nothing is written beside the sources.
+
+ARCH        ?= $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+BUILD       ?= build
+CLANG       ?= clang
+CC          ?= gcc
+BPFTOOL     ?= $(shell command -v bpftool 2>/dev/null || echo /usr/sbin/bpftool)
+LIBBPF_A    ?= $(firstword $(wildcard /usr/lib/$(shell $(CC) -print-multiarch)/libbpf.a /usr/lib64/libbpf.a /usr/lib/libbpf.a))
+
+CFLAGS      ?= -O2 -g
+WARN        := -Wall -Wextra -Werror
+CPPFLAGS    += -I$(BUILD) -Ibpf -Iuser -D_GNU_SOURCE
+LDLIBS      += $(LIBBPF_A) -ldw -lelf -lz -ljson-c -lcap -lstdc++
+BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ivmlinux/$(ARCH) -Ibpf -Wall -Werror
+
+BPF_SRCS    := $(wildcard bpf/*.bpf.c)
+BPF_OBJS    := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
+SKELS       := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+USER_SRCS   := $(wildcard user/*.c)
+USER_OBJS   := $(patsubst user/%.c,$(BUILD)/user/%.o,$(USER_SRCS))
+LIB_OBJS    := $(filter-out $(BUILD)/user/main.o,$(USER_OBJS))
+
+UNIT_SRCS   := $(wildcard tests/unit_*.c)
+E2E_SRCS    := $(wildcard tests/e2e_*.c)
+TEST_COMMON := $(wildcard tests/common_*.c)
+FIXTURE_SRCS:= $(wildcard tests/fixtures/*.c)
+FIXTURES    := $(patsubst tests/fixtures/%.c,$(BUILD)/fixtures/%,$(FIXTURE_SRCS))
+# Fixtures keep frame pointers and stay unoptimised so every leak site is a
+# distinct, predictable frame.
+FIXTURE_CFLAGS := -O0 -g -fno-omit-frame-pointer -fno-inline -Wall -Wextra -Werror -pthread
+
+.SECONDARY:
+.PHONY: all test unit-test e2e-test demo bench clean deps
+all: $(BUILD)/stray
+
+deps:
+	./scripts/install-deps.sh
+
+$(BUILD) $(BUILD)/user $(BUILD)/tests $(BUILD)/fixtures:
+	mkdir -p $@
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c bpf/*.h | $(BUILD)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
+	$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/user/%.o: user/%.c user/*.h bpf/stray.h $(SKELS) | $(BUILD)/user
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c $< -o $@
+
+$(BUILD)/stray: $(USER_OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/fixtures/%: tests/fixtures/%.c | $(BUILD)/fixtures
+	$(CC) $(FIXTURE_CFLAGS) -o $@ $< $(if $(filter %_lib,$*),,-ldl)
+
+$(BUILD)/tests/unit: $(UNIT_SRCS) $(LIB_OBJS) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $(UNIT_SRCS) $(LIB_OBJS) -lcriterion $(LDLIBS)
+
+$(BUILD)/tests/e2e: $(E2E_SRCS) $(TEST_COMMON) $(LIB_OBJS) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Itests -o $@ $(E2E_SRCS) $(TEST_COMMON) -lcriterion $(LDLIBS)
+
+unit-test: $(BUILD)/tests/unit
+	$(BUILD)/tests/unit
+
+# End-to-end tests load real BPF programs: they need root.
+e2e-test: $(BUILD)/stray $(BUILD)/tests/e2e $(FIXTURES)
+	STRAY=$(abspath $(BUILD)/stray) FIXTURES=$(abspath $(BUILD)/fixtures) $(BUILD)/tests/e2e -j1
+
+test: unit-test e2e-test
+
+demo: $(BUILD)/stray $(BUILD)/fixtures/demo
+	$(BUILD)/stray --json $(BUILD)/demo-report.json -- $(BUILD)/fixtures/demo
+
+bench: $(BUILD)/stray
+	./scripts/bench.sh
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * symbolize: this test process describes itself with its own
+ * /proc/self/maps and resolves return addresses it captured, so the
+ * expected function, offset, file and line are known exactly.
+ */
+#include <criterion/criterion.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "symbolize.h"
+
+static char *read_self_maps(void)
+{
+	char *text = NULL;
+	size_t size = 0;
+	FILE *in = fopen("/proc/self/maps", "r"), *out = open_memstream(&text, &size);
+	char buf[4096];
+	size_t n;
+
+	cr_assert_not_null(in);
+	cr_assert_not_null(out);
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		fwrite(buf, 1, n, out);
+	fclose(in);
+	fclose(out);
+	return text;
+}
+
+static struct symbolizer *self_symbolizer(const char *root)
+{
+	struct symbolizer *s = symbolizer__new();
+	char *maps = read_self_maps();
+
+	cr_assert_not_null(s);
+	cr_assert_eq(symbolizer__set_maps(s, getpid(), maps, root), 0);
+	free(maps);
+	return s;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+__attribute__((noinline)) static uint64_t return_address(void)
+{
+	uint64_t ra = (uint64_t)__builtin_return_address(0);
+
+	__asm__ volatile("" ::: "memory"); /* keep this a real call */
+	return ra;
+}
+
+static int call_line;
+
+/* The frame under test: its call to return_address() is on call_line. */
+__attribute__((noinline)) static uint64_t stray_symbolize_caller(void)
+{
+	uint64_t ra;
+
+	call_line = __LINE__ + 1;
+	ra = return_address();
+	__asm__ volatile("" : "+r"(ra)); /* not a tail call */
+	return ra;
+}
+
+static void self_exe(char *buf, size_t size)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, size - 1);
+
+	cr_assert(n > 0);
+	buf[n] = '\0';
+}
+
+static void assert_caller_frame(const struct report_frame *f, uint64_t ra)
+{
+	char exe[PATH_MAX];
+
+	self_exe(exe, sizeof(exe));
+	cr_assert_eq(f->address, ra);
+	cr_assert_str_eq(f->module, exe);
+	cr_assert_str_eq(f->function, "stray_symbolize_caller");
+	cr_assert_eq(f->offset, (int64_t)(ra - (uint64_t)stray_symbolize_caller));
+	cr_assert_not_null(f->file, "no line info: was the test built with -g?");
+	cr_assert(ends_with(f->file, "unit_symbolize.c"), "file %s", f->file);
+	cr_assert_eq(f->line, call_line);
+}
+
+Test(symbolize, own_function_file_and_line)
+{
+	struct symbolizer *s = self_symbolizer(NULL);
+	uint64_t ra = stray_symbolize_caller();
+	struct report_frame f, again;
+
+	cr_assert_eq(symbolizer__resolve(s, getpid(), ra, &f), 0);
+	assert_caller_frame(&f, ra);
+	/* the second answer comes from the cache and hands out the same strings */
+	cr_assert_eq(symbolizer__resolve(s, getpid(), ra, &again), 0);
+	cr_assert_eq(again.function, f.function);
+	cr_assert_eq(again.module, f.module);
+	symbolizer__free(s);
+}
+
+/* Paths are opened under root but reported as the target sees them. */
+Test(symbolize, root_prefix_not_reported)
+{
+	struct symbolizer *s = self_symbolizer("/proc/self/root");
+	uint64_t ra = stray_symbolize_caller();
+	struct report_frame f;
+
+	cr_assert_eq(symbolizer__resolve(s, getpid(), ra, &f), 0);
+	assert_caller_frame(&f, ra);
+	symbolizer__free(s);
+}
+
+/* std::terminate() lives in libstdc++; its .dynsym name is mangled. */
+Test(symbolize, cxx_names_are_demangled)
+{
+	void *h = dlopen("libstdc++.so.6", RTLD_NOW);
+	struct symbolizer *s;
+	struct report_frame f;
+	uint64_t addr;
+
+	cr_assert_not_null(h, "%s", dlerror());
+	addr = (uint64_t)dlsym(h, "_ZSt9terminatev");
+	cr_assert_neq(addr, 0);
+	s = self_symbolizer(""); /* maps read after dlopen */
+	/* as if std::terminate's first byte were a call returning to addr + 1 */
+	cr_assert_eq(symbolizer__resolve(s, getpid(), addr + 1, &f), 0);
+	cr_assert_str_eq(f.function, "std::terminate()");
+	cr_assert_eq(f.offset, 1);
+	cr_assert(strstr(f.module, "libstdc++.so.6") != NULL, "module %s", f.module);
+	symbolizer__free(s);
+	dlclose(h);
+}
+
+Test(symbolize, unknown_pid_and_address)
+{
+	struct symbolizer *s = self_symbolizer(NULL);
+	struct report_frame f;
+
+	cr_assert_eq(symbolizer__resolve(s, getpid() + 1, 0x1234, &f), -ENOENT);
+	/* page 1 is never mapped */
+	cr_assert_eq(symbolizer__resolve(s, getpid(), 0x1010, &f), 0);
+	cr_assert_str_eq(f.module, "[unknown]");
+	cr_assert_null(f.function);
+	cr_assert_eq(f.offset, -1);
+	cr_assert_null(f.file);
+	cr_assert_eq(f.line, 0);
+	cr_assert_eq(f.address, 0x1010);
+	symbolizer__free(s);
+}
+
+/* A new maps text replaces the old one, cached frames included. */
+Test(symbolize, set_maps_replaces_and_invalidates_cache)
+{
+	struct symbolizer *s = self_symbolizer(NULL);
+	uint64_t ra = stray_symbolize_caller();
+	struct report_frame f;
+
+	cr_assert_eq(symbolizer__resolve(s, getpid(), ra, &f), 0);
+	cr_assert_str_eq(f.function, "stray_symbolize_caller");
+	cr_assert_eq(symbolizer__set_maps(s, getpid(), "", NULL), 0);
+	cr_assert_eq(symbolizer__resolve(s, getpid(), ra, &f), 0);
+	cr_assert_str_eq(f.module, "[unknown]");
+	cr_assert_null(f.function);
+	symbolizer__free(s);
+}
+
+Test(symbolize, bad_arguments_and_null_free)
+{
+	struct symbolizer *s = symbolizer__new();
+	struct report_frame f;
+
+	cr_assert_not_null(s);
+	cr_assert_eq(symbolizer__set_maps(s, getpid(), NULL, NULL), -EINVAL);
+	cr_assert_eq(symbolizer__resolve(s, getpid(), 0x1234, &f), -ENOENT);
+	symbolizer__free(s);
+	symbolizer__free(NULL);
+}

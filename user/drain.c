@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "drain.h"
+
+#define BATCH 4096u
+#define NO_RECORD UINT32_MAX
+
+struct drain {
+	struct loader *loader;
+	/* record table: dense array plus an open-addressing index into it */
+	struct site_record *records;
+	size_t nrecords, max_records;
+	uint32_t *index;
+	size_t index_mask;
+	uint64_t outstanding_bytes, outstanding_allocations;
+	uint64_t counters[DRAIN_CNT_NR];
+	/* scratch buffers for batch reads, sized for the larger value */
+	void *keys, *values;
+};
+
+struct drain *drain__new(struct loader *l, size_t max_records)
+{
+	struct drain *d = calloc(1, sizeof(*d));
+	size_t index_size = 1;
+
+	if (!d)
+		return NULL;
+	while (index_size < 2 * max_records)
+		index_size <<= 1;
+	d->loader = l;
+	d->max_records = max_records;
+	d->index_mask = index_size - 1;
+	d->records = calloc(max_records, sizeof(*d->records));
+	d->index = malloc(index_size * sizeof(*d->index));
+	d->keys = malloc(BATCH * sizeof(struct stray_site_key));
+	d->values = malloc(BATCH * sizeof(struct stray_site));
+	if (!d->records || !d->index || !d->keys || !d->values) {
+		drain__free(d);
+		errno = ENOMEM;
+		return NULL;
+	}
+	memset(d->index, 0xff, index_size * sizeof(*d->index));
+	return d;
+}
+
+void drain__free(struct drain *d)
+{
+	if (!d)
+		return;
+	free(d->records);
+	free(d->index);
+	free(d->keys);
+	free(d->values);
+	free(d);
+}
+
+int drain__kernel_counters(struct drain *d, uint64_t out[STRAY_CNT_NR])
+{
+	int ncpus = libbpf_num_possible_cpus();
+	struct stray_counters *per_cpu;
+	__u32 zero = 0;
+
+	if (ncpus <= 0)
+		return ncpus ? ncpus : -EINVAL;
+	per_cpu = calloc(ncpus, sizeof(*per_cpu));
+	if (!per_cpu)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(loader__counters_fd(d->loader), &zero, per_cpu)) {
+		free(per_cpu);
+		return -errno;
+	}
+	memset(out, 0, sizeof(uint64_t) * STRAY_CNT_NR);
+	for (int cpu = 0; cpu < ncpus; cpu++)
+		for (int c = 0; c < STRAY_CNT_NR; c++)
+			out[c] += per_cpu[cpu].v[c];
+	free(per_cpu);
+	return 0;
+}
+
+const uint64_t *drain__counters(const struct drain *d)
+{
+	return d->counters;
+}
+
+/*
+ * Visit every entry of a hash map in batches. visit() returns 0 to go on.
+ * Returns 0 or -errno.
+ */
+typedef int (*visit_fn)(struct drain *d, const void *key, const void *value, void *ctx);
+
+static int for_each_entry(struct drain *d, int fd, size_t key_size, size_t value_size,
+			  visit_fn visit, void *ctx)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u32 token = 0, count;
+	bool first = true, last = false;
+	int err;
+
+	while (!last) {
+		count = BATCH;
+		err = bpf_map_lookup_batch(fd, first ? NULL : &token, &token, d->keys, d->values,
+					   &count, &opts);
+		if (err && errno != ENOENT)
+			return -errno;
+		last = err != 0; /* ENOENT: this was the final batch */
+		first = false;
+		for (__u32 i = 0; i < count; i++) {
+			err = visit(d, (char *)d->keys + i * key_size, (char *)d->values + i * value_size, ctx);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
+/* Keys to delete once a batch walk is over (deleting during it would
+ * disturb the walk). */
+struct doomed {
+	void *keys;
+	size_t n, cap, key_size;
+};
+
+static int doom(struct doomed *dm, const void *key)
+{
+	if (dm->n == dm->cap) {
+		size_t cap = dm->cap ? dm->cap * 2 : 1024;
+		void *grown = realloc(dm->keys, cap * dm->key_size);
+
+		if (!grown)
+			return -ENOMEM;
+		dm->keys = grown;
+		dm->cap = cap;
+	}
+	memcpy((char *)dm->keys + dm->n++ * dm->key_size, key, dm->key_size);
+	return 0;
+}
+
+static void delete_doomed(int fd, struct doomed *dm)
+{
+	for (size_t i = 0; i < dm->n; i++)
+		bpf_map_delete_elem(fd, (char *)dm->keys + i * dm->key_size);
+	free(dm->keys);
+	dm->keys = NULL;
+	dm->n = dm->cap = 0;
+}
+
+struct sites_pass {
+	int pid;
+	size_t nsites;
+	uint64_t tracked;
+	struct doomed idle; /* sites with nothing outstanding */
+};
+
+static int visit_site(struct drain *d, const void *key, const void *value, void *ctx)
+{
+	const struct stray_site_key *k = key;
+	const struct stray_site *s = value;
+	struct sites_pass *p = ctx;
+
+	(void)d;
+	if (p->pid < 0 || (__u32)p->pid == k->tgid)
+		p->tracked += s->live_bytes > 0 ? s->live_bytes : 0;
+	p->nsites++;
+	return s->live_count <= 0 ? doom(&p->idle, key) : 0;
+}
+
+int drain__sites_pass(struct drain *d, int pid, uint64_t *tracked_bytes)
+{
+	struct sites_pass p = { .pid = pid, .idle.key_size = sizeof(struct stray_site_key) };
+	int fd = loader__sites_fd(d->loader);
+	int err;
+
+	err = for_each_entry(d, fd, sizeof(struct stray_site_key), sizeof(struct stray_site),
+			     visit_site, &p);
+	/* Reclaim only under pressure: a reclaimed site loses its totals. */
+	if (err || p.nsites * 4 <= (size_t)loader__max_sites(d->loader) * 3)
+		p.idle.n = 0;
+	d->counters[DRAIN_CNT_SITES_RECLAIMED] += p.idle.n;
+	delete_doomed(fd, &p.idle);
+	*tracked_bytes = p.tracked;
+	return err;
+}
+
+static size_t slot_of(const struct drain *d, int pid, uint64_t hash)
+{
+	uint64_t h = (hash ^ ((uint64_t)pid * 0x9e3779b97f4a7c15ULL)) * 0xff51afd7ed558ccdULL;
+
+	return (h >> 17) & d->index_mask;
+}
+
+const struct site_record *drain__find_record(const struct drain *d, int pid, uint64_t hash)
+{
+	for (size_t i = slot_of(d, pid, hash);; i = (i + 1) & d->index_mask) {
+		uint32_t r = d->index[i];
+
+		if (r == NO_RECORD)
+			return NULL;
+		if (d->records[r].live.pid == pid && d->records[r].live.stack_hash == hash)
+			return &d->records[r];
+	}
+}
+
+/* Copy the site's stack and totals from the kernel into a new record. */
+static void fill_from_site(struct drain *d, struct site_record *rec)
+{
+	struct stray_site_key key = { .tgid = rec->live.pid, .stack_hash = rec->live.stack_hash };
+	struct stray_site own;
+
+	if (bpf_map_lookup_elem(loader__sites_fd(d->loader), &key, &own))
+		return; /* depth stays 0: stack lost */
+	rec->depth = own.depth < STRAY_MAX_STACK_DEPTH ? own.depth : STRAY_MAX_STACK_DEPTH;
+	memcpy(rec->ips, own.ips, rec->depth * sizeof(rec->ips[0]));
+	rec->live.total_bytes = own.alloc_bytes;
+	rec->live.total_allocations = own.alloc_count;
+	rec->live.frees = own.free_count;
+}
+
+static struct site_record *record_for(struct drain *d, int pid, uint64_t hash)
+{
+	struct site_record *rec;
+	size_t i;
+
+	for (i = slot_of(d, pid, hash); d->index[i] != NO_RECORD; i = (i + 1) & d->index_mask) {
+		rec = &d->records[d->index[i]];
+		if (rec->live.pid == pid && rec->live.stack_hash == hash)
+			return rec;
+	}
+	if (d->nrecords == d->max_records) {
+		d->counters[DRAIN_CNT_REPORT_TABLE_FULL]++;
+		return NULL;
+	}
+	rec = &d->records[d->nrecords];
+	memset(rec, 0, sizeof(*rec));
+	rec->live.pid = pid;
+	rec->live.stack_hash = hash;
+	rec->live.oldest_ts_ns = UINT64_MAX;
+	fill_from_site(d, rec);
+	if (!rec->depth)
+		d->counters[DRAIN_CNT_STACK_LOST]++;
+	d->index[i] = d->nrecords++;
+	return rec;
+}
+
+struct harvest {
+	int pid;
+	uint64_t min_age_ns, now_ns;
+	bool remove;
+	struct doomed blocks;
+};
+
+static int visit_alloc(struct drain *d, const void *key, const void *value, void *ctx)
+{
+	const struct stray_alloc_key *k = key;
+	const struct stray_alloc *a = value;
+	struct harvest *h = ctx;
+	struct site_record *rec;
+
+	if (h->pid >= 0 && (__u32)h->pid != k->tgid)
+		return 0;
+	d->outstanding_bytes += a->size;
+	d->outstanding_allocations++;
+	if (h->now_ns - a->ts_ns >= h->min_age_ns || a->ts_ns > h->now_ns) {
+		rec = record_for(d, k->tgid, a->stack_hash);
+		if (rec) {
+			rec->live.bytes += a->size;
+			rec->live.allocations++;
+			if (a->ts_ns < rec->live.oldest_ts_ns)
+				rec->live.oldest_ts_ns = a->ts_ns;
+		}
+	}
+	return h->remove ? doom(&h->blocks, key) : 0;
+}
+
+static int visit_site_of_pid(struct drain *d, const void *key, const void *value, void *ctx)
+{
+	const struct stray_site_key *k = key;
+	struct harvest *h = ctx;
+
+	(void)d;
+	(void)value;
+	return (__u32)h->pid == k->tgid ? doom(&h->blocks, key) : 0;
+}
+
+int drain__harvest(struct drain *d, int pid, uint64_t min_age_ns, uint64_t now_ns, bool remove)
+{
+	struct harvest h = {
+		.pid = pid, .min_age_ns = min_age_ns, .now_ns = now_ns, .remove = remove,
+		.blocks.key_size = sizeof(struct stray_alloc_key),
+	};
+	int afd = loader__allocs_fd(d->loader), sfd = loader__sites_fd(d->loader);
+	int err;
+
+	err = for_each_entry(d, afd, sizeof(struct stray_alloc_key), sizeof(struct stray_alloc),
+			     visit_alloc, &h);
+	delete_doomed(afd, &h.blocks);
+	if (err || !remove || pid < 0)
+		return err;
+	h.blocks.key_size = sizeof(struct stray_site_key);
+	err = for_each_entry(d, sfd, sizeof(struct stray_site_key), sizeof(struct stray_site),
+			     visit_site_of_pid, &h);
+	delete_doomed(sfd, &h.blocks);
+	return err;
+}
+
+void drain__outstanding(const struct drain *d, uint64_t *bytes, uint64_t *allocations)
+{
+	*bytes = d->outstanding_bytes;
+	*allocations = d->outstanding_allocations;
+}
+
+const struct site_record *drain__records(const struct drain *d, size_t *n)
+{
+	*n = d->nrecords;
+	return d->records;
+}

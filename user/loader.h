@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Skeleton lifecycle and target management: open, size the maps, load,
+ * then attach the allocator probes per target process and object.
+ */
+#ifndef STRAY_LOADER_H
+#define STRAY_LOADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "stray.h"
+
+struct loader;
+
+struct loader_opts {
+	uint32_t max_allocs;   /* outstanding-allocation map capacity */
+	uint32_t max_sites;    /* call-site map capacity */
+	uint32_t max_targets;  /* processes traced at once */
+};
+
+/* Where one object defines allocator functions, as uprobe file offsets. */
+struct alloc_object {
+	char *path; /* opened by the kernel, e.g. /proc/PID/root/usr/lib/libc.so.6 */
+	uint64_t offsets[STRAY_FN_COUNT];
+	bool found[STRAY_FN_COUNT];
+};
+
+/* The allocator of one process: each function's defining object. */
+struct allocator {
+	size_t nobjects;
+	struct alloc_object objects[STRAY_FN_COUNT];
+};
+
+/* Open, configure and load the BPF programs. NULL with errno on failure;
+ * *errmsg (static string) names the step that failed. */
+struct loader *loader__new(const struct loader_opts *opts, const char **errmsg);
+void loader__free(struct loader *l);
+
+/*
+ * Trace process pid: add it to the target set and attach every probe of
+ * alloc to it. Objects already attached for pid are skipped, so calling
+ * this again after an exec only adds what the new image needs.
+ * Returns 0 or -errno.
+ */
+int loader__attach(struct loader *l, int pid, const struct allocator *alloc);
+
+/* Stop tracing pid: detach its probes and drop it from the target set. Its
+ * map entries stay until drained. */
+void loader__detach(struct loader *l, int pid);
+
+/* Map file descriptors for the drain. */
+int loader__allocs_fd(const struct loader *l);
+int loader__sites_fd(const struct loader *l);
+int loader__counters_fd(const struct loader *l);
+uint32_t loader__max_sites(const struct loader *l);
+uint32_t loader__max_allocs(const struct loader *l);
+
+/*
+ * Which objects define the allocator functions for process pid.
+ * at_exec: the process has just exec'd and its libraries are not mapped
+ * yet, so they are predicted from the executable's DT_NEEDED chain;
+ * otherwise they are read from /proc/pid/maps. Each function goes to the
+ * first object in symbol-lookup order that defines it, as ld.so binds it.
+ * Returns 0, -ENOENT when no object defines malloc, or another -errno.
+ */
+int allocator__resolve(int pid, bool at_exec, struct allocator *out);
+void allocator__clear(struct allocator *a);
+
+extern const char *const stray_fn_names[STRAY_FN_COUNT];
+
+#endif /* STRAY_LOADER_H */

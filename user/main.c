@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* stray: command line, environment checks, then one tracing session. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include "session.h"
+#include "stray.h"
+
+#define STRAY_VERSION "0.1.0"
+
+static const char usage[] =
+	"usage: stray [OPTIONS] -p PID            trace a running process\n"
+	"       stray [OPTIONS] -- COMMAND [ARG...] run COMMAND and report its leaks at exit\n"
+	"\n"
+	"  -p, --pid PID          attach to process PID (all its threads)\n"
+	"  -d, --duration SECS    end the window after SECS seconds\n"
+	"  -i, --interval SECS    drain the kernel maps every SECS seconds (default 1)\n"
+	"      --min-age SECS     report only blocks at least SECS seconds old (default 0)\n"
+	"      --json FILE        also write the report as JSON to FILE (atomically)\n"
+	"      --top N            list at most N suspects in the text report (default 25, 0: all)\n"
+	"      --max-allocs N     outstanding allocations tracked at once (default 1048576)\n"
+	"      --max-sites N      call sites tracked at once (default 16384)\n"
+	"      --max-procs N      processes followed at once in run mode (default 1024)\n"
+	"  -v, --verbose          log attachments and drains on stderr\n"
+	"  -h, --help             show this help\n"
+	"  -V, --version          show the version\n";
+
+static int fail(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "stray: ");
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	return -1;
+}
+
+static int parse_seconds(const char *opt, const char *text, double *out, bool allow_zero)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(text, &end);
+	if (errno || end == text || *end || !isfinite(v) || v < 0 || (!allow_zero && v == 0) ||
+	    v > 365.0 * 86400) {
+		fprintf(stderr, "stray: invalid %s '%s': expected a positive number of seconds\n", opt, text);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_count(const char *opt, const char *text, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (errno || end == text || *end || v < min || v > max) {
+		fprintf(stderr, "stray: invalid %s '%s': expected an integer from %ld to %ld\n", opt,
+			text, min, max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+enum { OPT_MIN_AGE = 256, OPT_JSON, OPT_TOP, OPT_MAX_ALLOCS, OPT_MAX_SITES, OPT_MAX_PROCS };
+
+static const struct option long_options[] = {
+	{ "pid", required_argument, NULL, 'p' },
+	{ "duration", required_argument, NULL, 'd' },
+	{ "interval", required_argument, NULL, 'i' },
+	{ "min-age", required_argument, NULL, OPT_MIN_AGE },
+	{ "json", required_argument, NULL, OPT_JSON },
+	{ "top", required_argument, NULL, OPT_TOP },
+	{ "max-allocs", required_argument, NULL, OPT_MAX_ALLOCS },
+	{ "max-sites", required_argument, NULL, OPT_MAX_SITES },
+	{ "max-procs", required_argument, NULL, OPT_MAX_PROCS },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Returns 0 to run, 1 when help/version was printed, -1 on a bad option. */
+static int parse_option(int c, struct session_opts *o)
+{
+	long v;
+
+	switch (c) {
+	case 'p':
+		if (parse_count("PID", optarg, 1, INT_MAX, &v))
+			return -1;
+		o->pid = v;
+		return 0;
+	case 'd':
+		return parse_seconds("duration", optarg, &o->duration_s, false);
+	case 'i':
+		return parse_seconds("interval", optarg, &o->interval_s, false);
+	case OPT_MIN_AGE:
+		return parse_seconds("--min-age", optarg, &o->min_age_s, true);
+	case OPT_JSON:
+		if (!*optarg)
+			return fail("invalid --json '': expected a file name", "");
+		o->json_path = optarg;
+		return 0;
+	case OPT_TOP:
+		if (parse_count("--top", optarg, 0, INT_MAX, &v))
+			return -1;
+		o->top = v;
+		return 0;
+	case OPT_MAX_ALLOCS:
+		if (parse_count("--max-allocs", optarg, 16, 1L << 26, &v))
+			return -1;
+		o->max_allocs = v;
+		return 0;
+	case OPT_MAX_SITES:
+		if (parse_count("--max-sites", optarg, 16, 1L << 20, &v))
+			return -1;
+		o->max_sites = v;
+		return 0;
+	case OPT_MAX_PROCS:
+		if (parse_count("--max-procs", optarg, 1, 65536, &v))
+			return -1;
+		o->max_procs = v;
+		return 0;
+	case 'v':
+		o->verbose = true;
+		return 0;
+	case 'h':
+		fputs(usage, stdout);
+		return 1;
+	case 'V':
+		puts("stray " STRAY_VERSION);
+		return 1;
+	default:
+		fputs("stray: see 'stray --help'\n", stderr);
+		return -1;
+	}
+}
+
+static int parse_args(int argc, char **argv, struct session_opts *o)
+{
+	int c, ret;
+
+	*o = (struct session_opts){
+		.interval_s = 1.0,
+		.top = 25,
+		.max_allocs = STRAY_DEFAULT_MAX_ALLOCS,
+		.max_sites = STRAY_DEFAULT_MAX_SITES,
+		.max_procs = 1024,
+	};
+	/* '+': stop at the first non-option so COMMAND's own options stay its own. */
+	while ((c = getopt_long(argc, argv, "+p:d:i:vhV", long_options, NULL)) != -1) {
+		ret = parse_option(c, o);
+		if (ret)
+			return ret;
+	}
+	if (optind < argc)
+		o->command = &argv[optind];
+	if (!o->pid == !o->command)
+		return fail("%s", o->pid ? "give either -p PID or -- COMMAND, not both"
+					 : "nothing to trace: give -p PID or -- COMMAND (see 'stray --help')");
+	return 0;
+}
+
+/* CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) load and attach; run mode
+ * also ptraces. Checking up front gives one clear line instead of a
+ * libbpf error. */
+static bool privileged(void)
+{
+	cap_t caps = cap_get_proc();
+	cap_flag_value_t admin = CAP_CLEAR, bpf = CAP_CLEAR, perfmon = CAP_CLEAR;
+
+	if (!caps)
+		return geteuid() == 0;
+	cap_get_flag(caps, CAP_SYS_ADMIN, CAP_EFFECTIVE, &admin);
+	cap_get_flag(caps, CAP_BPF, CAP_EFFECTIVE, &bpf);
+	cap_get_flag(caps, CAP_PERFMON, CAP_EFFECTIVE, &perfmon);
+	cap_free(caps);
+	return admin == CAP_SET || (bpf == CAP_SET && perfmon == CAP_SET);
+}
+
+static int check_environment(const struct session_opts *o)
+{
+	struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY };
+	struct rlimit files = { 65536, 65536 };
+
+	if (!privileged())
+		return fail("%s", "permission denied: stray needs root (or CAP_BPF, CAP_PERFMON, "
+				  "CAP_SYS_PTRACE and CAP_SYS_RESOURCE)");
+	if (access("/sys/kernel/btf/vmlinux", R_OK))
+		return fail("%s", "kernel BTF not found at /sys/kernel/btf/vmlinux: stray needs a "
+				  "kernel built with CONFIG_DEBUG_INFO_BTF");
+	if (o->pid && kill(o->pid, 0) && errno == ESRCH) {
+		fprintf(stderr, "stray: no process with PID %d\n", o->pid);
+		return -1;
+	}
+	if (o->pid == getpid())
+		return fail("%s", "stray cannot trace itself");
+	/* Older kernels charge BPF maps to RLIMIT_MEMLOCK; each probe link
+	 * is a file descriptor. */
+	setrlimit(RLIMIT_MEMLOCK, &unlimited);
+	setrlimit(RLIMIT_NOFILE, &files);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct session_opts opts;
+	int ret = parse_args(argc, argv, &opts);
+
+	if (ret)
+		return ret > 0 ? 0 : 1;
+	if (check_environment(&opts))
+		return 1;
+	return session__run(&opts);
+}

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Small readers of /proc/PID files. Return 0 or -errno; never print. */
+#ifndef STRAY_PROCFS_H
+#define STRAY_PROCFS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Whole contents of /proc/pid/<name> as a malloc'ed NUL-terminated string
+ * (at most max_bytes are read). */
+int procfs__read_file(int pid, const char *name, size_t max_bytes, char **text);
+
+/* Resident set size and its anonymous part, in bytes. */
+int procfs__memory(int pid, uint64_t *rss_bytes, uint64_t *anon_bytes);
+
+/* Value of environment variable name in the process's initial environment
+ * (malloc'ed), or NULL in *value when it is not set. */
+int procfs__getenv(int pid, const char *name, char **value);
+
+/* Mapped ELF objects, each path once, in /proc/pid/maps order, with the
+ * process's root prefixed ("/proc/PID/root/usr/lib/..."). Pseudo-mappings
+ * ("[vdso]", anonymous) and deleted files are skipped. */
+int procfs__mapped_objects(int pid, size_t max_objects, char ***paths, size_t *n);
+
+/* Main thread's state letter from /proc/pid/stat ('Z' for a zombie). */
+int procfs__state(int pid, char *state);
+
+#endif /* STRAY_PROCFS_H */

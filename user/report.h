@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The report: everything a writer needs, already symbolized, with no
+ * pointers into BPF maps or libdw. Built by main from the drain and
+ * analysis results; read by the JSON and text writers.
+ */
+#ifndef STRAY_REPORT_H
+#define STRAY_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define REPORT_VERSION 1
+
+/* One symbolized stack frame. Strings may be NULL (unknown); they are
+ * owned by whoever built the report (normally the symbolizer) and must
+ * outlive the writers' use of the report. */
+struct report_frame {
+	uint64_t address;     /* return address as captured */
+	const char *module;   /* path of the mapped object, or "[unknown]" */
+	const char *function; /* demangled name, or NULL */
+	int64_t offset;       /* address - symbol start; -1 when function is NULL */
+	const char *file;     /* source file, or NULL */
+	int line;             /* source line, 0 when unknown */
+};
+
+struct report_suspect {
+	int pid;
+	uint64_t bytes;       /* outstanding bytes at the end of the window */
+	uint64_t allocations; /* outstanding blocks at the end of the window */
+	double oldest_age_s;  /* age of the oldest outstanding block */
+	uint64_t total_bytes; /* everything this site allocated in the window */
+	uint64_t total_allocations;
+	uint64_t frees;
+	size_t nframes;
+	struct report_frame *frames; /* frames[0]: the allocator's caller */
+};
+
+struct report_heap_sample {
+	double t_s;
+	uint64_t rss_bytes;
+	uint64_t anon_bytes;
+	uint64_t tracked_bytes;
+};
+
+struct report_counter {
+	const char *name;
+	uint64_t value;
+};
+
+struct report {
+	/* target */
+	size_t npids;
+	const int *pids;
+	char *const *command; /* NULL-terminated argv, or NULL in -p mode */
+	bool has_exit_code;
+	int exit_code;
+	/* window */
+	double duration_s;
+	/* totals */
+	uint64_t allocations;
+	uint64_t frees;
+	uint64_t outstanding_bytes;
+	uint64_t outstanding_allocations;
+	uint64_t unmatched_frees;
+	size_t ndropped;
+	const struct report_counter *dropped; /* every drop counter, zero or not */
+	/* suspects, sorted by bytes descending */
+	size_t nsuspects;
+	const struct report_suspect *suspects;
+	/* heap */
+	size_t nsamples;
+	const struct report_heap_sample *samples;
+	double rss_slope_bytes_per_hour;
+	double tracked_slope_bytes_per_hour;
+	/* what could not be seen, one sentence each (e.g. "allocations made
+	 * before attach are not reported") */
+	size_t nnotes;
+	const char *const *notes;
+};
+
+#endif /* STRAY_REPORT_H */

@@ -1,0 +1,641 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "analysis.h"
+#include "drain.h"
+#include "loader.h"
+#include "output.h"
+#include "procfs.h"
+#include "report.h"
+#include "session.h"
+#include "symbolize.h"
+#include "tracee.h"
+
+#define MAX_SAMPLES 4096
+#define MAX_MAPS_BYTES (16u << 20)
+#define NS_PER_S 1000000000ull
+/* How long a run-mode command gets to exit after stray forwards it a signal. */
+#define TERMINATE_GRACE_NS (5 * NS_PER_S)
+
+struct session {
+	const struct session_opts *opts;
+	struct loader *loader;
+	struct drain *drain;
+	struct symbolizer *sym;
+	struct tracee *tracee;
+	/* every process traced in the window, and whether it still lives */
+	int *pids;
+	bool *live;
+	size_t npids;
+	uint64_t start_ns, end_ns, terminate_deadline_ns;
+	/* heap samples, decimated by two whenever the buffer fills */
+	struct report_heap_sample samples[MAX_SAMPLES];
+	size_t nsamples;
+	unsigned sample_stride, interval_count;
+	bool done, failed;
+	int exit_status;
+	bool has_exit_code;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	/* CLOCK_MONOTONIC is the clock of bpf_ktime_get_ns(). */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+static void logv(const struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void logv(const struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!s->opts->verbose)
+		return;
+	va_start(ap, fmt);
+	fprintf(stderr, "stray: ");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static int track_pid(struct session *s, int pid)
+{
+	for (size_t i = 0; i < s->npids; i++) {
+		if (s->pids[i] == pid) {
+			s->live[i] = true;
+			return 0;
+		}
+	}
+	if (s->npids >= s->opts->max_procs)
+		return -ENOSPC;
+	s->pids[s->npids] = pid;
+	s->live[s->npids++] = true;
+	return 0;
+}
+
+static void mark_dead(struct session *s, int pid)
+{
+	for (size_t i = 0; i < s->npids; i++)
+		if (s->pids[i] == pid)
+			s->live[i] = false;
+}
+
+/* Keep a copy of pid's address space layout for symbolizing after it is
+ * gone. Failures are harmless: the previous snapshot stays. */
+static void snapshot_maps(struct session *s, int pid)
+{
+	char *maps;
+
+	if (procfs__read_file(pid, "maps", MAX_MAPS_BYTES, &maps))
+		return;
+	if (*maps)
+		symbolizer__set_maps(s->sym, pid, maps, NULL);
+	free(maps);
+}
+
+static int attach(struct session *s, int pid, bool at_exec)
+{
+	struct allocator alloc;
+	int err;
+
+	err = allocator__resolve(pid, at_exec, &alloc);
+	if (err)
+		return err;
+	err = track_pid(s, pid);
+	if (!err)
+		err = loader__attach(s->loader, pid, &alloc);
+	for (size_t i = 0; i < alloc.nobjects && !err; i++)
+		logv(s, "pid %d: probes on %s", pid, alloc.objects[i].path);
+	allocator__clear(&alloc);
+	if (!err)
+		snapshot_maps(s, pid);
+	return err;
+}
+
+static void report_attach_error(int pid, const char *what, int err)
+{
+	if (err == -ENOENT)
+		fprintf(stderr, "stray: %s (pid %d): no allocator symbol (malloc) found in the program "
+				"or the libraries it loads\n", what, pid);
+	else
+		fprintf(stderr, "stray: %s (pid %d): cannot attach probes: %s\n", what, pid,
+			strerror(-err));
+}
+
+/* ---- run mode: ptrace callbacks ---- */
+
+static int on_exec(void *ctx, int pid)
+{
+	struct session *s = ctx;
+	int err = attach(s, pid, true);
+
+	if (err && pid == tracee__root_pid(s->tracee))
+		report_attach_error(pid, s->opts->command[0], err);
+	else if (err)
+		logv(s, "pid %d: exec not followed: %s", pid, strerror(-err));
+	return err;
+}
+
+static int on_fork(void *ctx, int parent, int child)
+{
+	struct session *s = ctx;
+	int err = attach(s, child, false);
+
+	if (err)
+		logv(s, "pid %d (child of %d) not followed: %s", child, parent, strerror(-err));
+	return err;
+}
+
+static void on_exit_stop(void *ctx, int pid)
+{
+	snapshot_maps(ctx, pid);
+}
+
+static void on_exited(void *ctx, int pid, int status)
+{
+	struct session *s = ctx;
+
+	(void)status;
+	loader__detach(s->loader, pid);
+	mark_dead(s, pid);
+	/* A child's outstanding blocks are final once it is gone: fold them
+	 * into the report now and free its kernel state. The root's stay for
+	 * the final harvest. */
+	if (pid != tracee__root_pid(s->tracee))
+		drain__harvest(s->drain, pid, s->opts->min_age_s * NS_PER_S, now_ns(), true);
+}
+
+static const struct tracee_ops tracee_ops = {
+	.on_exec = on_exec,
+	.on_fork = on_fork,
+	.on_exit_stop = on_exit_stop,
+	.on_exited = on_exited,
+};
+
+/* ---- the interval drain ---- */
+
+static void add_sample(struct session *s, const struct report_heap_sample *sample)
+{
+	if (s->interval_count++ % s->sample_stride)
+		return;
+	if (s->nsamples == MAX_SAMPLES) {
+		/* Bounded history for arbitrarily long windows: keep every
+		 * other sample and halve the sampling rate from now on. */
+		for (size_t i = 0; i < MAX_SAMPLES / 2; i++)
+			s->samples[i] = s->samples[2 * i];
+		s->nsamples = MAX_SAMPLES / 2;
+		s->sample_stride *= 2;
+	}
+	s->samples[s->nsamples++] = *sample;
+}
+
+static void drain_interval(struct session *s)
+{
+	struct report_heap_sample sample = { .t_s = (now_ns() - s->start_ns) / 1e9 };
+	uint64_t rss, anon;
+	int err;
+
+	for (size_t i = 0; i < s->npids; i++) {
+		if (!s->live[i] || procfs__memory(s->pids[i], &rss, &anon))
+			continue;
+		sample.rss_bytes += rss;
+		sample.anon_bytes += anon;
+		snapshot_maps(s, s->pids[i]);
+	}
+	err = drain__sites_pass(s->drain, -1, &sample.tracked_bytes);
+	if (err)
+		logv(s, "drain failed: %s", strerror(-err));
+	add_sample(s, &sample);
+}
+
+/* ---- the event loop ---- */
+
+static int open_signalfd(sigset_t *mask)
+{
+	sigemptyset(mask);
+	sigaddset(mask, SIGINT);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGHUP);
+	sigaddset(mask, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, mask, NULL))
+		return -1;
+	return signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static int open_interval_timer(double interval_s)
+{
+	struct itimerspec its = { 0 };
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+
+	its.it_interval.tv_sec = (time_t)interval_s;
+	its.it_interval.tv_nsec = (long)((interval_s - (time_t)interval_s) * 1e9);
+	if (!its.it_interval.tv_sec && !its.it_interval.tv_nsec)
+		its.it_interval.tv_nsec = 1000000;
+	its.it_value = its.it_interval;
+	if (fd >= 0 && timerfd_settime(fd, 0, &its, NULL)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * SIGINT/SIGTERM end the window. In run mode the command is asked to end
+ * too, unless the signal came from the terminal (then it got its own copy),
+ * and stray waits a grace period for its exit so the report shows what it
+ * held at exit. A second signal ends the window at once.
+ */
+static void on_signal(struct session *s, const struct signalfd_siginfo *si)
+{
+	int root;
+
+	if (si->ssi_signo == SIGCHLD)
+		return;
+	if (!s->tracee || s->terminate_deadline_ns) {
+		s->done = true;
+		return;
+	}
+	root = tracee__root_pid(s->tracee);
+	if (si->ssi_code == SI_USER || si->ssi_code == SI_QUEUE)
+		kill(root, si->ssi_signo);
+	s->terminate_deadline_ns = now_ns() + TERMINATE_GRACE_NS;
+}
+
+static void handle_signals(struct session *s, int sfd)
+{
+	struct signalfd_siginfo si;
+	int err;
+
+	while (read(sfd, &si, sizeof(si)) == sizeof(si))
+		on_signal(s, &si);
+	/* SIGCHLDs coalesce: always look for ptrace events. */
+	if (s->tracee) {
+		err = tracee__handle_events(s->tracee);
+		if (err) {
+			fprintf(stderr, "stray: %s: cannot run: %s\n", s->opts->command[0], strerror(-err));
+			s->failed = s->done = true;
+		}
+	}
+}
+
+static void check_window_end(struct session *s, int pidfd_ready)
+{
+	uint64_t t = now_ns();
+
+	if (s->opts->duration_s > 0 && t - s->start_ns >= s->opts->duration_s * NS_PER_S)
+		s->done = true;
+	if (s->terminate_deadline_ns && t >= s->terminate_deadline_ns)
+		s->done = true;
+	if (s->tracee && tracee__root_exited(s->tracee))
+		s->done = true;
+	if (pidfd_ready)
+		s->done = true;
+}
+
+static int event_loop(struct session *s, int sfd, int pidfd)
+{
+	int tfd = open_interval_timer(s->opts->interval_s);
+	struct pollfd fds[3] = {
+		{ .fd = sfd, .events = POLLIN },
+		{ .fd = tfd, .events = POLLIN },
+		{ .fd = pidfd, .events = POLLIN },
+	};
+	uint64_t ticks;
+
+	if (tfd < 0)
+		return -errno;
+	/* ptrace events may have queued before the loop started. */
+	handle_signals(s, sfd);
+	while (!s->done) {
+		fds[2].revents = 0;
+		if (poll(fds, pidfd >= 0 ? 3 : 2, 200) < 0 && errno != EINTR)
+			break;
+		if (fds[0].revents & POLLIN)
+			handle_signals(s, sfd);
+		if ((fds[1].revents & POLLIN) && read(tfd, &ticks, sizeof(ticks)) > 0)
+			drain_interval(s);
+		check_window_end(s, fds[2].revents & POLLIN);
+	}
+	close(tfd);
+	return 0;
+}
+
+/* ---- the report ---- */
+
+struct counter_name {
+	int index;
+	const char *name;
+};
+
+static const struct counter_name kernel_drops[] = {
+	{ STRAY_CNT_ALLOC_MAP_FULL, "alloc_map_full" },
+	{ STRAY_CNT_SITE_MAP_FULL, "site_map_full" },
+	{ STRAY_CNT_INFLIGHT_FULL, "inflight_map_full" },
+	{ STRAY_CNT_MISSING_ENTRY, "missing_entry" },
+	{ STRAY_CNT_STACK_ERRORS, "stack_errors" },
+	{ STRAY_CNT_STACK_COLLISIONS, "stack_collisions" },
+	{ STRAY_CNT_DUPLICATE_ADDR, "duplicate_addresses" },
+};
+
+static const struct counter_name drain_drops[] = {
+	{ DRAIN_CNT_STACK_LOST, "stack_lost" },
+	{ DRAIN_CNT_REPORT_TABLE_FULL, "report_table_full" },
+	{ DRAIN_CNT_SITES_RECLAIMED, "sites_reclaimed" },
+};
+
+#define NDROPS (sizeof(kernel_drops) / sizeof(kernel_drops[0]) + \
+		sizeof(drain_drops) / sizeof(drain_drops[0]) + 2)
+
+/* Storage behind a struct report while it is being written. */
+struct report_build {
+	struct report r;
+	struct report_counter dropped[NDROPS];
+	struct site_live *sites;
+	struct report_suspect *suspects;
+	struct report_frame *frames;
+	const char *notes[4];
+};
+
+static void fill_counters(struct session *s, struct report_build *b, uint64_t *kc)
+{
+	const uint64_t *dc = drain__counters(s->drain);
+	size_t n = 0;
+
+	b->r.allocations = kc[STRAY_CNT_ALLOCS];
+	b->r.frees = kc[STRAY_CNT_FREES];
+	b->r.unmatched_frees = kc[STRAY_CNT_UNMATCHED_FREES];
+	drain__outstanding(s->drain, &b->r.outstanding_bytes, &b->r.outstanding_allocations);
+	for (size_t i = 0; i < sizeof(kernel_drops) / sizeof(kernel_drops[0]); i++)
+		b->dropped[n++] = (struct report_counter){ kernel_drops[i].name, kc[kernel_drops[i].index] };
+	for (size_t i = 0; i < sizeof(drain_drops) / sizeof(drain_drops[0]); i++)
+		b->dropped[n++] = (struct report_counter){ drain_drops[i].name, dc[drain_drops[i].index] };
+	b->dropped[n++] = (struct report_counter){ "failed_allocations", kc[STRAY_CNT_FAILED_ALLOCS] };
+	b->dropped[n++] = (struct report_counter){ "untraced_processes",
+						   s->tracee ? tracee__untraced(s->tracee) : 0 };
+	b->r.dropped = b->dropped;
+	b->r.ndropped = n;
+}
+
+static int build_suspects(struct session *s, struct report_build *b)
+{
+	size_t nrec, nsus, nframes = 0, f = 0;
+	const struct site_record *recs = drain__records(s->drain, &nrec);
+
+	b->sites = calloc(nrec + 1, sizeof(*b->sites));
+	if (!b->sites)
+		return -ENOMEM;
+	for (size_t i = 0; i < nrec; i++)
+		b->sites[i] = recs[i].live;
+	nsus = analysis__rank_suspects(b->sites, nrec);
+	for (size_t i = 0; i < nsus; i++)
+		nframes += drain__find_record(s->drain, b->sites[i].pid, b->sites[i].stack_hash)->depth;
+	b->suspects = calloc(nsus + 1, sizeof(*b->suspects));
+	b->frames = calloc(nframes + 1, sizeof(*b->frames));
+	if (!b->suspects || !b->frames)
+		return -ENOMEM;
+	for (size_t i = 0; i < nsus; i++) {
+		const struct site_live *site = &b->sites[i];
+		const struct site_record *rec = drain__find_record(s->drain, site->pid, site->stack_hash);
+		struct report_suspect *out = &b->suspects[i];
+
+		out->pid = site->pid;
+		out->bytes = site->bytes;
+		out->allocations = site->allocations;
+		out->oldest_age_s = site->oldest_ts_ns < s->end_ns ? (s->end_ns - site->oldest_ts_ns) / 1e9 : 0;
+		out->total_bytes = site->total_bytes;
+		out->total_allocations = site->total_allocations;
+		out->frees = site->frees;
+		out->frames = &b->frames[f];
+		out->nframes = rec->depth;
+		for (uint32_t d = 0; d < rec->depth; d++)
+			symbolizer__resolve(s->sym, site->pid, rec->ips[d], &b->frames[f++]);
+	}
+	b->r.suspects = b->suspects;
+	b->r.nsuspects = nsus;
+	return 0;
+}
+
+static void fill_heap(struct session *s, struct report_build *b)
+{
+	double t[MAX_SAMPLES], rss[MAX_SAMPLES], tracked[MAX_SAMPLES];
+
+	for (size_t i = 0; i < s->nsamples; i++) {
+		t[i] = s->samples[i].t_s / 3600.0;
+		rss[i] = s->samples[i].rss_bytes;
+		tracked[i] = s->samples[i].tracked_bytes;
+	}
+	b->r.samples = s->samples;
+	b->r.nsamples = s->nsamples;
+	b->r.rss_slope_bytes_per_hour = analysis__ls_slope(t, rss, s->nsamples);
+	b->r.tracked_slope_bytes_per_hour = analysis__ls_slope(t, tracked, s->nsamples);
+}
+
+static void fill_notes(struct session *s, struct report_build *b)
+{
+	size_t n = 0;
+
+	if (s->opts->pid)
+		b->notes[n++] = "allocations made before stray attached are not reported; frees of them "
+				"are counted as unmatched_frees";
+	if (s->opts->min_age_s > 0)
+		b->notes[n++] = "suspects list only blocks older than --min-age; totals count every "
+				"outstanding block";
+	b->notes[n++] = "stacks are unwound with frame pointers: frames inside code built without "
+			"them may be missing";
+	b->r.notes = b->notes;
+	b->r.nnotes = n;
+}
+
+static int build_report(struct session *s, struct report_build *b)
+{
+	uint64_t kc[STRAY_CNT_NR];
+	int err;
+
+	memset(b, 0, sizeof(*b));
+	err = drain__kernel_counters(s->drain, kc);
+	if (err)
+		return err;
+	b->r.pids = s->pids;
+	b->r.npids = s->npids;
+	b->r.command = s->opts->command;
+	b->r.has_exit_code = s->has_exit_code;
+	b->r.exit_code = s->exit_status;
+	b->r.duration_s = (s->end_ns - s->start_ns) / 1e9;
+	fill_counters(s, b, kc);
+	fill_heap(s, b);
+	fill_notes(s, b);
+	return build_suspects(s, b);
+}
+
+static void free_report(struct report_build *b)
+{
+	free(b->sites);
+	free(b->suspects);
+	free(b->frames);
+}
+
+static int fill_json(FILE *out, void *ctx)
+{
+	return report__write_json(ctx, out);
+}
+
+static int write_reports(struct session *s)
+{
+	struct report_build b;
+	int err = build_report(s, &b);
+
+	if (err) {
+		fprintf(stderr, "stray: cannot build the report: %s\n", strerror(-err));
+		goto out;
+	}
+	if (s->opts->json_path) {
+		err = output__write_atomic(s->opts->json_path, fill_json, &b.r);
+		if (err) {
+			fprintf(stderr, "stray: cannot write %s: %s\n", s->opts->json_path, strerror(-err));
+			goto out;
+		}
+	}
+	err = report__write_text(&b.r, stdout, s->opts->top);
+	fflush(stdout);
+out:
+	free_report(&b);
+	return err;
+}
+
+/* ---- set-up and tear-down ---- */
+
+static int start_targets(struct session *s, int *pidfd)
+{
+	int err;
+
+	*pidfd = -1;
+	if (s->opts->command) {
+		s->tracee = tracee__spawn(s->opts->command, &tracee_ops, s, s->opts->max_procs);
+		if (!s->tracee) {
+			fprintf(stderr, "stray: %s: %s\n", s->opts->command[0],
+				errno == ENOENT ? "command not found" : strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	/* A pidfd becomes readable when the process exits, without racing
+	 * against PID reuse. */
+	*pidfd = syscall(SYS_pidfd_open, s->opts->pid, 0);
+	if (*pidfd < 0) {
+		fprintf(stderr, "stray: no process with PID %d\n", s->opts->pid);
+		return -1;
+	}
+	err = attach(s, s->opts->pid, false);
+	if (err == -ESRCH || (err && kill(s->opts->pid, 0))) {
+		fprintf(stderr, "stray: process %d exited before probes could be attached\n", s->opts->pid);
+		return -1;
+	}
+	if (err) {
+		report_attach_error(s->opts->pid, "target", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void finish_window(struct session *s)
+{
+	s->end_ns = now_ns();
+	if (s->tracee && tracee__root_exited(s->tracee)) {
+		s->has_exit_code = true;
+		s->exit_status = tracee__root_status(s->tracee);
+	}
+	drain_interval(s);
+	drain__harvest(s->drain, -1, s->opts->min_age_s * NS_PER_S, s->end_ns, false);
+}
+
+static int session_open(struct session *s, const struct session_opts *opts)
+{
+	struct loader_opts lo = {
+		.max_allocs = opts->max_allocs,
+		.max_sites = opts->max_sites,
+		.max_targets = opts->max_procs,
+	};
+	const char *errmsg;
+
+	memset(s, 0, sizeof(*s));
+	s->opts = opts;
+	s->sample_stride = 1;
+	s->pids = calloc(opts->max_procs, sizeof(*s->pids));
+	s->live = calloc(opts->max_procs, sizeof(*s->live));
+	s->sym = symbolizer__new();
+	s->drain = NULL;
+	if (!s->pids || !s->live || !s->sym) {
+		fprintf(stderr, "stray: out of memory\n");
+		return -1;
+	}
+	s->loader = loader__new(&lo, &errmsg);
+	if (!s->loader) {
+		fprintf(stderr, "stray: %s: %s\n", errmsg, strerror(errno));
+		return -1;
+	}
+	/* Records: one per site, plus room for exited children's sites. */
+	s->drain = drain__new(s->loader, (size_t)opts->max_sites * 2);
+	if (!s->drain) {
+		fprintf(stderr, "stray: out of memory\n");
+		return -1;
+	}
+	return 0;
+}
+
+static void session_close(struct session *s)
+{
+	tracee__free(s->tracee);
+	drain__free(s->drain);
+	loader__free(s->loader);
+	symbolizer__free(s->sym);
+	free(s->pids);
+	free(s->live);
+}
+
+int session__run(const struct session_opts *opts)
+{
+	struct session *s = calloc(1, sizeof(*s));
+	int sfd = -1, pidfd = -1, status = 1;
+	sigset_t mask;
+
+	if (!s) {
+		fprintf(stderr, "stray: out of memory\n");
+		return 1;
+	}
+	sfd = open_signalfd(&mask);
+	if (sfd < 0) {
+		fprintf(stderr, "stray: cannot set up signal handling: %s\n", strerror(errno));
+		goto out;
+	}
+	if (session_open(s, opts) || start_targets(s, &pidfd))
+		goto out;
+	s->start_ns = now_ns();
+	if (event_loop(s, sfd, pidfd) || s->failed)
+		goto out;
+	finish_window(s);
+	if (write_reports(s))
+		goto out;
+	status = opts->command ? (s->has_exit_code ? s->exit_status : 0) : 0;
+out:
+	session_close(s);
+	free(s);
+	if (pidfd >= 0)
+		close(pidfd);
+	if (sfd >= 0)
+		close(sfd);
+	return status;
+}
