@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Helpers for end-to-end tests: run the real stray binary (path in $STRAY)
+ * against fixture programs (in $FIXTURES) and read its JSON report.
+ */
+#ifndef STRAY_COMMON_E2E_H
+#define STRAY_COMMON_E2E_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct e2e_run {
+	int status;          /* stray's exit status (128 + signal if killed) */
+	char *out;           /* everything stray wrote to stdout */
+	char *err;           /* everything stray wrote to stderr */
+	json_object *report; /* parsed --json file, or NULL when absent */
+	char json_path[256]; /* the --json file e2e_stray_run chose */
+	int out_fd, err_fd;  /* capture files while stray runs */
+};
+
+/* $STRAY, and $FIXTURES/name (a static buffer per call, 8 in rotation). */
+const char *e2e_stray(void);
+const char *e2e_fixture(const char *name);
+
+/*
+ * Run stray with args (NULL-terminated, without argv[0] and without
+ * --json: a fresh temporary JSON path is inserted first). Waits for it,
+ * with a timeout in seconds after which it is killed (status then 137).
+ */
+void e2e_stray_run(struct e2e_run *r, int timeout_s, const char *const *args);
+
+/* Start stray in the background with args (JSON path chosen as above); the
+ * caller signals and then calls e2e_stray_wait. */
+pid_t e2e_stray_start(struct e2e_run *r, const char *const *args);
+void e2e_stray_wait(struct e2e_run *r, pid_t pid, int timeout_s);
+
+void e2e_run_free(struct e2e_run *r);
+
+/*
+ * Start a fixture with args (NULL-terminated, argv[0] included) and wait
+ * until it prints a line "ready" on stdout. Returns its pid (> 0).
+ */
+pid_t e2e_start_fixture(const char *const *argv);
+/* Kill (SIGKILL) and reap a fixture started above. */
+void e2e_stop_fixture(pid_t pid);
+
+/* Integer at a dotted path ("totals.outstanding_bytes"); aborts the test
+ * (cr_assert) when missing. */
+int64_t e2e_int(json_object *obj, const char *path);
+
+/* The suspect whose stack[0].function is fn0 and, when fn1 is not NULL,
+ * whose stack[1].function is fn1; NULL when there is none. With pid > 0
+ * only suspects of that pid match. */
+json_object *e2e_suspect(json_object *report, int pid, const char *fn0, const char *fn1);
+
+/* Number of suspects whose stack contains function fn anywhere. */
+int e2e_suspects_with(json_object *report, const char *fn);
+
+#endif /* STRAY_COMMON_E2E_H */
