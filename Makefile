@@ -73,8 +73,18 @@ test: unit-test e2e-test
 demo: $(BUILD)/stray $(BUILD)/fixtures/demo
 	$(BUILD)/stray --json $(BUILD)/demo-report.json -- $(BUILD)/fixtures/demo
 
-bench: $(BUILD)/stray
-	./scripts/bench.sh
+$(BUILD)/bench:
+	mkdir -p $@
+
+$(BUILD)/bench/malloc_bench: tests/bench/malloc_bench.c | $(BUILD)/bench
+	$(CC) -O2 -g $(WARN) -o $@ $<
+
+$(BUILD)/bench/trapfloor: tests/bench/trapfloor.c $(LIB_OBJS) | $(BUILD)/bench
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
+# Benchmarks are not tests: they print ratios measured in one run.
+bench: $(BUILD)/stray $(BUILD)/bench/malloc_bench $(BUILD)/bench/trapfloor
+	BUILD=$(BUILD) ./scripts/bench.sh
 
 clean:
 	rm -rf $(BUILD)

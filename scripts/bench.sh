@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# make bench: malloc/free micro-benchmark untraced, at the trap floor (empty
+# programs at stray's own probe sites) and under stray, side by side in one
+# run. Prints ns/op and ratios; never pass/fail on absolute times.
+set -euo pipefail
+BUILD=${BUILD:-build}
+ITER=${ITER:-300000}
+ROUNDS=${ROUNDS:-3}
+bench=$BUILD/bench/malloc_bench
+
+# run_one TRACER...: start the benchmark, let TRACER attach (it gets the PID
+# as its last argument), release the benchmark, print its ns/op.
+run_one() {
+	local out pid tracer_pid line
+	out=$(mktemp)
+	coproc BENCH { exec "$bench" "$ITER"; }
+	pid=$BENCH_PID
+	read -r line <&"${BENCH[0]}"          # "ready"
+	if (($#)); then
+		"$@" "$pid" >/dev/null 2>&1 &
+		tracer_pid=$!
+		sleep 1.5                           # attach time
+	fi
+	kill -USR1 "$pid"
+	read -r line <&"${BENCH[0]}"
+	wait "$pid" 2>/dev/null || true
+	[[ -n ${tracer_pid:-} ]] && wait "$tracer_pid" 2>/dev/null || true
+	rm -f "$out"
+	echo "${line#ns_per_op }"
+}
+
+stray_p() { "$BUILD/stray" -p "$1"; }
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+declare -A result
+for mode in untraced floor stray; do
+	vals=()
+	for ((i = 0; i < ROUNDS; i++)); do
+		case $mode in
+		untraced) vals+=("$(run_one)") ;;
+		floor) vals+=("$(run_one "$BUILD/bench/trapfloor")") ;;
+		stray) vals+=("$(run_one stray_p)") ;;
+		esac
+	done
+	result[$mode]=$(printf '%s\n' "${vals[@]}" | median)
+done
+
+printf '%-10s %12s %14s %12s\n' mode ns/op x_untraced x_floor
+for mode in untraced floor stray; do
+	awk -v m="$mode" -v v="${result[$mode]}" -v u="${result[untraced]}" -v f="${result[floor]}" \
+		'BEGIN { printf "%-10s %12.1f %14.2f %12.2f\n", m, v, v / u, v / f }'
+done
