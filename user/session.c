@@ -136,6 +136,8 @@ static void report_attach_error(int pid, const char *what, int err)
 			strerror(-err));
 }
 
+static void drain_interval(struct session *s);
+
 /* ---- run mode: ptrace callbacks ---- */
 
 static int on_exec(void *ctx, int pid)
@@ -162,7 +164,14 @@ static int on_fork(void *ctx, int parent, int child)
 
 static void on_exit_stop(void *ctx, int pid)
 {
-	snapshot_maps(ctx, pid);
+	struct session *s = ctx;
+
+	/* The root's address space is intact for the last time: take the
+	 * final heap sample (and maps) now. */
+	if (pid == tracee__root_pid(s->tracee))
+		drain_interval(s);
+	else
+		snapshot_maps(s, pid);
 }
 
 static void on_exited(void *ctx, int pid, int status)
@@ -203,10 +212,17 @@ static void add_sample(struct session *s, const struct report_heap_sample *sampl
 	s->samples[s->nsamples++] = *sample;
 }
 
+/*
+ * One drain: sample the targets' memory and the tracked bytes, refresh the
+ * maps snapshots, reclaim idle sites. Without any live target (the window
+ * ends after the last exit) only the reclaim is done: a sample with no
+ * memory readings would show a false drop to zero.
+ */
 static void drain_interval(struct session *s)
 {
 	struct report_heap_sample sample = { .t_s = (now_ns() - s->start_ns) / 1e9 };
 	uint64_t rss, anon;
+	size_t readings = 0;
 	int err;
 
 	for (size_t i = 0; i < s->npids; i++) {
@@ -214,12 +230,14 @@ static void drain_interval(struct session *s)
 			continue;
 		sample.rss_bytes += rss;
 		sample.anon_bytes += anon;
+		readings++;
 		snapshot_maps(s, s->pids[i]);
 	}
 	err = drain__sites_pass(s->drain, -1, &sample.tracked_bytes);
 	if (err)
 		logv(s, "drain failed: %s", strerror(-err));
-	add_sample(s, &sample);
+	if (readings)
+		add_sample(s, &sample);
 }
 
 /* ---- the event loop ---- */

@@ -251,6 +251,12 @@ int symbolizer__set_maps(struct symbolizer *s, int pid, const char *maps_text,
 		goto cleanup;
 	slot = proc_slot(s, pid);
 	p = *slot;
+	if (p && p->maps && !strcmp(p->maps, maps) && !strcmp(p->root, root_copy)) {
+		/* Unchanged (the common case for snapshots taken every
+		 * interval): keep the Dwfl and the cached frames. */
+		err = 0;
+		goto cleanup;
+	}
 	if (!p) {
 		if (s->nprocs >= MAX_PIDS) {
 			err = -ENOSPC;
