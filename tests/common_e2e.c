@@ -241,3 +241,41 @@ int e2e_suspects_with(json_object *report, const char *fn)
 	}
 	return count;
 }
+
+int64_t e2e_suspects_sum(json_object *report, int pid, const char *field)
+{
+	json_object *suspects, *s;
+	int64_t sum = 0;
+
+	cr_assert(json_object_object_get_ex(report, "suspects", &suspects));
+	for (size_t i = 0; i < json_object_array_length(suspects); i++) {
+		s = json_object_array_get_idx(suspects, i);
+		if (pid <= 0 || e2e_int(s, "pid") == pid)
+			sum += e2e_int(s, field);
+	}
+	return sum;
+}
+
+int e2e_suspects_count(json_object *report, int pid)
+{
+	json_object *suspects;
+	int count = 0;
+
+	cr_assert(json_object_object_get_ex(report, "suspects", &suspects));
+	for (size_t i = 0; i < json_object_array_length(suspects); i++)
+		if (pid <= 0 || e2e_int(json_object_array_get_idx(suspects, i), "pid") == pid)
+			count++;
+	return count;
+}
+
+bool e2e_target_has_pid(json_object *report, int pid)
+{
+	json_object *target, *pids;
+
+	cr_assert(json_object_object_get_ex(report, "target", &target), "report has no target");
+	cr_assert(json_object_object_get_ex(target, "pids", &pids), "report has no target.pids");
+	for (size_t i = 0; i < json_object_array_length(pids); i++)
+		if (json_object_get_int64(json_object_array_get_idx(pids, i)) == pid)
+			return true;
+	return false;
+}

@@ -58,4 +58,14 @@ json_object *e2e_suspect(json_object *report, int pid, const char *fn0, const ch
 /* Number of suspects whose stack contains function fn anywhere. */
 int e2e_suspects_with(json_object *report, const char *fn);
 
+/* Sum of the integer field ("bytes", "allocations") over all suspects, or
+ * over those of pid when pid > 0. */
+int64_t e2e_suspects_sum(json_object *report, int pid, const char *field);
+
+/* Number of suspects (of pid when pid > 0). */
+int e2e_suspects_count(json_object *report, int pid);
+
+/* Whether target.pids lists pid. */
+bool e2e_target_has_pid(json_object *report, int pid);
+
 #endif /* STRAY_COMMON_E2E_H */

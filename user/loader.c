@@ -162,14 +162,22 @@ static int attach_multi(struct target *t, struct bpf_program *prog, const char *
 	return 0;
 }
 
-/* Aliases (glibc's memalign and aligned_alloc are one function) must be
- * probed once, or each call would be seen twice. */
-static bool offset_seen_before(const struct alloc_object *o, int fn)
+size_t alloc_object__sites(const struct alloc_object *o, bool include_free,
+			   unsigned long *offsets, __u64 *fns)
 {
-	for (int i = 0; i < fn; i++)
-		if (o->found[i] && o->offsets[i] == o->offsets[fn])
-			return true;
-	return false;
+	size_t n = 0;
+
+	for (int fn = 0; fn < STRAY_FN_COUNT; fn++) {
+		bool alias = false;
+
+		for (int i = 0; i < fn; i++)
+			alias |= o->found[i] && o->offsets[i] == o->offsets[fn];
+		if (!o->found[fn] || alias || (fn == STRAY_FN_FREE && !include_free))
+			continue;
+		offsets[n] = o->offsets[fn];
+		fns[n++] = fn;
+	}
+	return n;
 }
 
 /* Probe every allocator function of one object in one process: a single
@@ -180,7 +188,7 @@ static int attach_object(struct loader *l, struct target *t, const struct alloc_
 {
 	unsigned long entry_offs[STRAY_FN_COUNT], ret_offs[STRAY_FN_COUNT];
 	__u64 entry_fns[STRAY_FN_COUNT], ret_fns[STRAY_FN_COUNT];
-	size_t nentry = 0, nret = 0;
+	size_t nentry, nret;
 	struct stat st;
 	int err;
 
@@ -191,16 +199,8 @@ static int attach_object(struct loader *l, struct target *t, const struct alloc_
 			return 0;
 	if (t->nobjects >= sizeof(t->objects) / sizeof(t->objects[0]))
 		return -E2BIG;
-	for (int fn = 0; fn < STRAY_FN_COUNT; fn++) {
-		if (!o->found[fn] || offset_seen_before(o, fn))
-			continue;
-		entry_offs[nentry] = o->offsets[fn];
-		entry_fns[nentry++] = fn;
-		if (fn == STRAY_FN_FREE)
-			continue;
-		ret_offs[nret] = o->offsets[fn];
-		ret_fns[nret++] = fn;
-	}
+	nentry = alloc_object__sites(o, true, entry_offs, entry_fns);
+	nret = alloc_object__sites(o, false, ret_offs, ret_fns);
 	err = attach_multi(t, l->skel->progs.alloc_entry, o->path, entry_offs, entry_fns, nentry, false);
 	if (!err)
 		err = attach_multi(t, l->skel->progs.alloc_return, o->path, ret_offs, ret_fns, nret, true);

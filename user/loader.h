@@ -32,6 +32,16 @@ struct allocator {
 	struct alloc_object objects[STRAY_FN_COUNT];
 };
 
+/*
+ * The distinct probe sites of object o: file offsets and the function
+ * (enum stray_fn) at each, in enum order. Aliases (glibc's memalign and
+ * aligned_alloc are one function) appear once, or each call would be seen
+ * twice. free is included only with include_free (it needs no return
+ * probe). Arrays hold STRAY_FN_COUNT entries; returns the count.
+ */
+size_t alloc_object__sites(const struct alloc_object *o, bool include_free,
+			   unsigned long *offsets, __u64 *fns);
+
 /* Open, configure and load the BPF programs. NULL with errno on failure;
  * *errmsg (static string) names the step that failed. */
 struct loader *loader__new(const struct loader_opts *opts, const char **errmsg);

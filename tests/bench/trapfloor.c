@@ -18,19 +18,10 @@
 static int attach_sites(struct floor_bpf *skel, int pid, const struct alloc_object *o)
 {
 	unsigned long offs[STRAY_FN_COUNT], roffs[STRAY_FN_COUNT];
-	size_t n = 0, nr = 0;
+	__u64 fns[STRAY_FN_COUNT];
+	size_t n = alloc_object__sites(o, true, offs, fns);
+	size_t nr = alloc_object__sites(o, false, roffs, fns);
 
-	for (int fn = 0; fn < STRAY_FN_COUNT; fn++) {
-		bool alias = false;
-
-		for (int i = 0; i < fn; i++)
-			alias |= o->found[i] && o->offsets[i] == o->offsets[fn];
-		if (!o->found[fn] || alias)
-			continue;
-		offs[n++] = o->offsets[fn];
-		if (fn != STRAY_FN_FREE)
-			roffs[nr++] = o->offsets[fn];
-	}
 	LIBBPF_OPTS(bpf_uprobe_multi_opts, e, .offsets = offs, .cnt = n);
 	LIBBPF_OPTS(bpf_uprobe_multi_opts, r, .offsets = roffs, .cnt = nr, .retprobe = true);
 	if (!bpf_program__attach_uprobe_multi(skel->progs.floor_entry, pid, o->path, NULL, &e) ||
