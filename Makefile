@@ -23,6 +23,7 @@ LIB_OBJS    := $(filter-out $(BUILD)/user/main.o,$(USER_OBJS))
 
 UNIT_SRCS   := $(wildcard tests/unit_*.c)
 E2E_SRCS    := $(wildcard tests/e2e_*.c)
+BPF_TEST_SRCS := $(wildcard tests/bpf_*.c)
 TEST_COMMON := $(wildcard tests/common_*.c)
 FIXTURE_SRCS:= $(wildcard tests/fixtures/*.c)
 FIXTURES    := $(patsubst tests/fixtures/%.c,$(BUILD)/fixtures/%,$(FIXTURE_SRCS))
@@ -31,7 +32,7 @@ FIXTURES    := $(patsubst tests/fixtures/%.c,$(BUILD)/fixtures/%,$(FIXTURE_SRCS)
 FIXTURE_CFLAGS := -O0 -g -fno-omit-frame-pointer -fno-inline -Wall -Wextra -Werror -pthread
 
 .SECONDARY:
-.PHONY: all test unit-test e2e-test demo bench clean deps
+.PHONY: all test unit-test bpf-test e2e-test demo bench clean deps
 all: $(BUILD)/stray
 
 deps:
@@ -76,15 +77,21 @@ $(BUILD)/tests/unit: $(UNIT_SRCS) $(LIB_OBJS) | $(BUILD)/tests
 $(BUILD)/tests/e2e: $(E2E_SRCS) $(TEST_COMMON) $(LIB_OBJS) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Itests -o $@ $(E2E_SRCS) $(TEST_COMMON) -lcriterion $(LDLIBS)
 
+$(BUILD)/tests/bpf: $(BPF_TEST_SRCS) $(LIB_OBJS) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $(BPF_TEST_SRCS) $(LIB_OBJS) -lcriterion $(LDLIBS)
+
 unit-test: $(BUILD)/tests/unit
 	$(BUILD)/tests/unit
 
-# End-to-end tests load real BPF programs: they need root.
+# BPF and end-to-end tests load real BPF programs: they need root.
+bpf-test: $(BUILD)/tests/bpf
+	$(BUILD)/tests/bpf
+
 e2e-test: $(BUILD)/stray $(BUILD)/stray-asan $(BUILD)/tests/e2e $(FIXTURES)
 	STRAY=$(abspath $(BUILD)/stray) STRAY_ASAN=$(abspath $(BUILD)/stray-asan) \
 		FIXTURES=$(abspath $(BUILD)/fixtures) $(BUILD)/tests/e2e -j1
 
-test: unit-test e2e-test
+test: unit-test bpf-test e2e-test
 
 demo: $(BUILD)/stray $(BUILD)/fixtures/demo
 	$(BUILD)/stray --json $(BUILD)/demo-report.json -- $(BUILD)/fixtures/demo

@@ -230,8 +230,10 @@ static __always_inline void restore_alloc(__u32 tgid, __u64 addr, const struct s
  * recorded; nested ones (glibc's realloc(NULL, n) calls malloc) just deepen
  * the thread's record. realloc moves its old block out of the outstanding
  * map here, before the allocator can hand that address to another thread.
+ * A record left by a call whose return went unseen is recognised by its
+ * stack pointer: a nested call runs deeper (lower), never shallower.
  */
-static __always_inline int enter(__u32 fn, __u64 size, __u64 ptr_arg, bool moves_old)
+static __always_inline int enter(void *ctx, __u32 fn, __u64 size, __u64 ptr_arg, bool moves_old)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
@@ -240,10 +242,15 @@ static __always_inline int enter(__u32 fn, __u64 size, __u64 ptr_arg, bool moves
 
 	if (!is_target(tgid))
 		return 0;
+	rec.sp = PT_REGS_SP((struct pt_regs *)ctx);
 	in = bpf_map_lookup_elem(&inflight, &tid);
-	if (in) {
+	if (in && rec.sp <= in->sp) {
 		in->depth++;
 		return 0;
+	}
+	if (in) {
+		count(STRAY_CNT_STALE_INFLIGHT);
+		bpf_map_delete_elem(&inflight, &tid);
 	}
 	if (moves_old && ptr_arg) {
 		rec.has_old = take_alloc(tgid, ptr_arg, &rec.old);
@@ -260,14 +267,22 @@ static __always_inline int enter(__u32 fn, __u64 size, __u64 ptr_arg, bool moves
 
 /*
  * Return of an allocator call: copies the thread's record into *rec and
- * returns true when this return closes the outermost call.
+ * returns true when this return closes the outermost call. The outermost
+ * call returns with the stack pointer just above its entry's; a return
+ * from higher up means the record is stale.
  */
-static __always_inline bool leave(__u32 tid, struct stray_inflight *rec)
+static __always_inline bool leave(void *ctx, __u32 tid, struct stray_inflight *rec)
 {
 	struct stray_inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	__u64 sp = PT_REGS_SP((struct pt_regs *)ctx);
 
 	if (!in) {
 		count(STRAY_CNT_MISSING_ENTRY);
+		return false;
+	}
+	if (sp > in->sp + 8) {
+		count(STRAY_CNT_STALE_INFLIGHT);
+		bpf_map_delete_elem(&inflight, &tid);
 		return false;
 	}
 	if (in->depth > 1) {
@@ -337,16 +352,20 @@ static __always_inline __u64 whole_pages(__u64 size)
 	return size ? (size + page_size - 1) / page_size * page_size : page_size;
 }
 
-static __always_inline int on_free(void *ptr)
+static __always_inline int on_free(void *ctx, void *ptr)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
 
+	struct stray_inflight *in;
+
 	if (!ptr || !is_target(tgid))
 		return 0;
 	/* A free inside another allocator call (realloc(p, 0)) is accounted
-	 * by that call's return probe. */
-	if (bpf_map_lookup_elem(&inflight, &tid))
+	 * by that call's return probe; a record from a shallower stack
+	 * pointer is not an enclosing call but a stale one. */
+	in = bpf_map_lookup_elem(&inflight, &tid);
+	if (in && PT_REGS_SP((struct pt_regs *)ctx) <= in->sp)
 		return 0;
 	record_free(tgid, (__u64)ptr);
 	return 0;
@@ -379,25 +398,25 @@ int BPF_UPROBE(alloc_entry)
 
 	switch (bpf_get_attach_cookie(ctx)) {
 	case STRAY_FN_MALLOC:
-		return enter(STRAY_FN_MALLOC, a1, 0, false);
+		return enter(ctx, STRAY_FN_MALLOC, a1, 0, false);
 	case STRAY_FN_CALLOC:
-		return enter(STRAY_FN_CALLOC, array_bytes(a1, a2), 0, false);
+		return enter(ctx, STRAY_FN_CALLOC, array_bytes(a1, a2), 0, false);
 	case STRAY_FN_REALLOC:
-		return enter(STRAY_FN_REALLOC, a2, a1, true);
+		return enter(ctx, STRAY_FN_REALLOC, a2, a1, true);
 	case STRAY_FN_REALLOCARRAY:
-		return enter(STRAY_FN_REALLOCARRAY, array_bytes(a2, a3), a1, true);
+		return enter(ctx, STRAY_FN_REALLOCARRAY, array_bytes(a2, a3), a1, true);
 	case STRAY_FN_FREE:
-		return on_free((void *)a1);
+		return on_free(ctx, (void *)a1);
 	case STRAY_FN_POSIX_MEMALIGN:
-		return enter(STRAY_FN_POSIX_MEMALIGN, a3, a1, false);
+		return enter(ctx, STRAY_FN_POSIX_MEMALIGN, a3, a1, false);
 	case STRAY_FN_ALIGNED_ALLOC:
-		return enter(STRAY_FN_ALIGNED_ALLOC, a2, 0, false);
+		return enter(ctx, STRAY_FN_ALIGNED_ALLOC, a2, 0, false);
 	case STRAY_FN_MEMALIGN:
-		return enter(STRAY_FN_MEMALIGN, a2, 0, false);
+		return enter(ctx, STRAY_FN_MEMALIGN, a2, 0, false);
 	case STRAY_FN_VALLOC:
-		return enter(STRAY_FN_VALLOC, a1, 0, false);
+		return enter(ctx, STRAY_FN_VALLOC, a1, 0, false);
 	case STRAY_FN_PVALLOC:
-		return enter(STRAY_FN_PVALLOC, whole_pages(a1), 0, false);
+		return enter(ctx, STRAY_FN_PVALLOC, whole_pages(a1), 0, false);
 	}
 	return 0;
 }
@@ -408,7 +427,7 @@ int BPF_URETPROBE(alloc_return, long ret)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct stray_inflight rec;
 
-	if (!leave((__u32)pid_tgid, &rec))
+	if (!leave(ctx, (__u32)pid_tgid, &rec))
 		return 0;
 	/* The outermost call decides how to read the result: a nested call
 	 * returning here has the same address but not the same meaning. */

@@ -48,6 +48,7 @@ enum stray_counter {
 	STRAY_CNT_STACK_ERRORS,    /* bpf_get_stack failed */
 	STRAY_CNT_STACK_COLLISIONS,/* two different stacks hashed to one site key */
 	STRAY_CNT_DUPLICATE_ADDR,  /* allocation returned an address already live */
+	STRAY_CNT_STALE_INFLIGHT,  /* in-flight record whose return was never seen */
 	STRAY_CNT_NR,
 };
 
@@ -96,6 +97,7 @@ struct stray_site {
 struct stray_inflight {
 	__u64 size;
 	__u64 ptr_arg;  /* realloc's old pointer, posix_memalign's memptr */
+	__u64 sp;       /* user stack pointer at entry (points at the return address) */
 	__u32 fn;
 	__u32 depth;
 	__u32 has_old;  /* old block was moved out of the allocs map at entry */

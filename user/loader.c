@@ -17,7 +17,7 @@ _Static_assert(sizeof(struct stray_alloc_key) == 16, "ABI: stray_alloc_key");
 _Static_assert(sizeof(struct stray_site_key) == 16, "ABI: stray_site_key");
 _Static_assert(sizeof(struct stray_alloc) == 32, "ABI: stray_alloc");
 _Static_assert(sizeof(struct stray_site) == 56 + 8 * STRAY_MAX_STACK_DEPTH, "ABI: stray_site");
-_Static_assert(sizeof(struct stray_inflight) == 32 + sizeof(struct stray_alloc), "ABI: stray_inflight");
+_Static_assert(sizeof(struct stray_inflight) == 40 + sizeof(struct stray_alloc), "ABI: stray_inflight");
 _Static_assert(sizeof(struct stray_counters) == 8 * STRAY_CNT_NR, "ABI: stray_counters");
 
 const char *const stray_fn_names[STRAY_FN_COUNT] = {
@@ -113,7 +113,9 @@ fail:
 
 static void target_release(struct target *t)
 {
-	for (size_t i = 0; i < t->nlinks; i++)
+	/* Reverse order: entry probes go before their return probes, so no
+	 * call is left with an in-flight record and no return. */
+	for (size_t i = t->nlinks; i-- > 0;)
 		bpf_link__destroy(t->links[i]);
 	memset(t, 0, sizeof(*t));
 }
@@ -201,9 +203,13 @@ static int attach_object(struct loader *l, struct target *t, const struct alloc_
 		return -E2BIG;
 	nentry = alloc_object__sites(o, true, entry_offs, entry_fns);
 	nret = alloc_object__sites(o, false, ret_offs, ret_fns);
-	err = attach_multi(t, l->skel->progs.alloc_entry, o->path, entry_offs, entry_fns, nentry, false);
+	/* Returns first: a call entered between the two attachments must not
+	 * leave an in-flight record whose return is never seen (the thread's
+	 * later calls would look nested and go unrecorded). A return without
+	 * its entry is only counted. */
+	err = attach_multi(t, l->skel->progs.alloc_return, o->path, ret_offs, ret_fns, nret, true);
 	if (!err)
-		err = attach_multi(t, l->skel->progs.alloc_return, o->path, ret_offs, ret_fns, nret, true);
+		err = attach_multi(t, l->skel->progs.alloc_entry, o->path, entry_offs, entry_fns, nentry, false);
 	if (err)
 		return err;
 	t->objects[t->nobjects++] = (struct attached_object){ st.st_dev, st.st_ino };

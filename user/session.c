@@ -367,6 +367,7 @@ static const struct counter_name kernel_drops[] = {
 	{ STRAY_CNT_STACK_ERRORS, "stack_errors" },
 	{ STRAY_CNT_STACK_COLLISIONS, "stack_collisions" },
 	{ STRAY_CNT_DUPLICATE_ADDR, "duplicate_addresses" },
+	{ STRAY_CNT_STALE_INFLIGHT, "stale_inflight" },
 };
 
 static const struct counter_name drain_drops[] = {
