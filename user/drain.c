@@ -248,6 +248,7 @@ static struct site_record *record_for(struct drain *d, int pid, uint64_t hash)
 struct harvest {
 	int pid;
 	uint64_t min_age_ns, now_ns;
+	bool record; /* fold into totals and records (false: just delete) */
 	bool remove;
 	struct doomed blocks;
 };
@@ -261,6 +262,8 @@ static int visit_alloc(struct drain *d, const void *key, const void *value, void
 
 	if (h->pid >= 0 && (__u32)h->pid != k->tgid)
 		return 0;
+	if (!h->record)
+		return doom(&h->blocks, key);
 	d->outstanding_bytes += a->size;
 	d->outstanding_allocations++;
 	if (h->now_ns - a->ts_ns >= h->min_age_ns || a->ts_ns > h->now_ns) {
@@ -285,25 +288,38 @@ static int visit_site_of_pid(struct drain *d, const void *key, const void *value
 	return (__u32)h->pid == k->tgid ? doom(&h->blocks, key) : 0;
 }
 
-int drain__harvest(struct drain *d, int pid, uint64_t min_age_ns, uint64_t now_ns, bool remove)
+static int harvest(struct drain *d, struct harvest *h)
 {
-	struct harvest h = {
-		.pid = pid, .min_age_ns = min_age_ns, .now_ns = now_ns, .remove = remove,
-		.blocks.key_size = sizeof(struct stray_alloc_key),
-	};
 	int afd = loader__allocs_fd(d->loader), sfd = loader__sites_fd(d->loader);
 	int err;
 
+	h->blocks.key_size = sizeof(struct stray_alloc_key);
 	err = for_each_entry(d, afd, sizeof(struct stray_alloc_key), sizeof(struct stray_alloc),
-			     visit_alloc, &h);
-	delete_doomed(afd, &h.blocks);
-	if (err || !remove || pid < 0)
+			     visit_alloc, h);
+	delete_doomed(afd, &h->blocks);
+	if (err || !h->remove || h->pid < 0)
 		return err;
-	h.blocks.key_size = sizeof(struct stray_site_key);
+	h->blocks.key_size = sizeof(struct stray_site_key);
 	err = for_each_entry(d, sfd, sizeof(struct stray_site_key), sizeof(struct stray_site),
-			     visit_site_of_pid, &h);
-	delete_doomed(sfd, &h.blocks);
+			     visit_site_of_pid, h);
+	delete_doomed(sfd, &h->blocks);
 	return err;
+}
+
+int drain__harvest(struct drain *d, int pid, uint64_t min_age_ns, uint64_t now_ns, bool remove)
+{
+	struct harvest h = {
+		.pid = pid, .min_age_ns = min_age_ns, .now_ns = now_ns, .record = true, .remove = remove,
+	};
+
+	return harvest(d, &h);
+}
+
+int drain__forget(struct drain *d, int pid)
+{
+	struct harvest h = { .pid = pid, .remove = true };
+
+	return pid < 0 ? -EINVAL : harvest(d, &h);
 }
 
 void drain__outstanding(const struct drain *d, uint64_t *bytes, uint64_t *allocations)

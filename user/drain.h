@@ -54,6 +54,10 @@ int drain__sites_pass(struct drain *d, int pid, uint64_t *tracked_bytes);
  */
 int drain__harvest(struct drain *d, int pid, uint64_t min_age_ns, uint64_t now_ns, bool remove);
 
+/* Delete pid's outstanding allocations and sites without reporting them:
+ * its exec replaced the address space that held them. Returns 0 or -errno. */
+int drain__forget(struct drain *d, int pid);
+
 /* Outstanding totals over every harvest so far. */
 void drain__outstanding(const struct drain *d, uint64_t *bytes, uint64_t *allocations);
 

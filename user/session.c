@@ -143,7 +143,12 @@ static void drain_interval(struct session *s);
 static int on_exec(void *ctx, int pid)
 {
 	struct session *s = ctx;
-	int err = attach(s, pid, true);
+	int err;
+
+	/* exec replaced the address space: what the old image held is gone,
+	 * not leaked. (Nothing to forget at the command's own first exec.) */
+	drain__forget(s->drain, pid);
+	err = attach(s, pid, true);
 
 	if (err && pid == tracee__root_pid(s->tracee))
 		report_attach_error(pid, s->opts->command[0], err);
