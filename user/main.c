@@ -91,6 +91,20 @@ static const struct option long_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+static char **parsed_argv;
+
+/* The option getopt just rejected, as the user typed it. */
+static const char *argv_option(int short_opt)
+{
+	static char text[3];
+
+	if (short_opt) {
+		snprintf(text, sizeof(text), "-%c", short_opt);
+		return text;
+	}
+	return parsed_argv[optind - 1];
+}
+
 /* Returns 0 to run, 1 when help/version was printed, -1 on a bad option. */
 static int parse_option(int c, struct session_opts *o)
 {
@@ -142,8 +156,11 @@ static int parse_option(int c, struct session_opts *o)
 	case 'V':
 		puts("stray " STRAY_VERSION);
 		return 1;
+	case ':':
+		fprintf(stderr, "stray: option '%s' needs a value (see 'stray --help')\n", argv_option(optopt));
+		return -1;
 	default:
-		fputs("stray: see 'stray --help'\n", stderr);
+		fprintf(stderr, "stray: unknown option '%s' (see 'stray --help')\n", argv_option(optopt));
 		return -1;
 	}
 }
@@ -159,8 +176,11 @@ static int parse_args(int argc, char **argv, struct session_opts *o)
 		.max_sites = STRAY_DEFAULT_MAX_SITES,
 		.max_procs = 1024,
 	};
-	/* '+': stop at the first non-option so COMMAND's own options stay its own. */
-	while ((c = getopt_long(argc, argv, "+p:d:i:vhV", long_options, NULL)) != -1) {
+	/* '+': stop at the first non-option so COMMAND's own options stay its
+	 * own; ':' and opterr = 0: report bad options in our one-line format. */
+	parsed_argv = argv;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:p:d:i:vhV", long_options, NULL)) != -1) {
 		ret = parse_option(c, o);
 		if (ret)
 			return ret;

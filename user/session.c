@@ -44,6 +44,7 @@ struct session {
 	size_t nsamples;
 	unsigned sample_stride, interval_count;
 	bool done, failed;
+	bool error_reported; /* the failure's one line is already on stderr */
 	int exit_status;
 	bool has_exit_code;
 };
@@ -150,8 +151,10 @@ static int on_exec(void *ctx, int pid)
 	drain__forget(s->drain, pid);
 	err = attach(s, pid, true);
 
-	if (err && pid == tracee__root_pid(s->tracee))
+	if (err && pid == tracee__root_pid(s->tracee)) {
 		report_attach_error(pid, s->opts->command[0], err);
+		s->error_reported = true;
+	}
 	else if (err)
 		logv(s, "pid %d: exec not followed: %s", pid, strerror(-err));
 	return err;
@@ -309,7 +312,9 @@ static void handle_signals(struct session *s, int sfd)
 	if (s->tracee) {
 		err = tracee__handle_events(s->tracee);
 		if (err) {
-			fprintf(stderr, "stray: %s: cannot run: %s\n", s->opts->command[0], strerror(-err));
+			if (!s->error_reported)
+				fprintf(stderr, "stray: %s: cannot run: %s\n", s->opts->command[0],
+					strerror(-err));
 			s->failed = s->done = true;
 		}
 	}
@@ -544,6 +549,7 @@ out:
 
 static int start_targets(struct session *s, int *pidfd)
 {
+	char state;
 	int err;
 
 	*pidfd = -1;
@@ -563,8 +569,13 @@ static int start_targets(struct session *s, int *pidfd)
 		fprintf(stderr, "stray: no process with PID %d\n", s->opts->pid);
 		return -1;
 	}
-	err = attach(s, s->opts->pid, false);
-	if (err == -ESRCH || (err && kill(s->opts->pid, 0))) {
+	err = procfs__state(s->opts->pid, &state) ?: (state == 'Z' ? -ESRCH : 0);
+	if (!err)
+		err = attach(s, s->opts->pid, false);
+	/* A process that died meanwhile has no maps, which would otherwise
+	 * read as "no allocator". */
+	if (err == -ESRCH || (err && (kill(s->opts->pid, 0) ||
+				      (!procfs__state(s->opts->pid, &state) && state == 'Z')))) {
 		fprintf(stderr, "stray: process %d exited before probes could be attached\n", s->opts->pid);
 		return -1;
 	}
