@@ -302,3 +302,36 @@ Test(e2e_attach, run_mode_second_signal_reports_at_once)
 	cr_assert_lt(took, 2, "stray took %.1f s to report after a second signal", took);
 	e2e_run_free(&r);
 }
+
+/* --min-age keeps only blocks at least that old at the window's end: with a
+ * 2 s window and --min-age 1, about half of leak_tick's blocks remain, all
+ * suspects are at least 1 s old, and the totals still count every block. */
+Test(e2e_attach, min_age_filters_young_blocks)
+{
+	const char *fx[] = { e2e_fixture("steady"), NULL };
+	pid_t pid = e2e_start_fixture(fx);
+	char pidbuf[16];
+	struct e2e_run r;
+	json_object *suspects, *tick;
+	int64_t kept, total_outstanding = 0;
+
+	snprintf(pidbuf, sizeof(pidbuf), "%d", pid);
+	const char *args[] = { "-d", "2", "--min-age", "1", "-p", pidbuf, NULL };
+	e2e_stray_run(&r, 60, args);
+	e2e_stop_fixture(pid);
+	cr_assert_eq(r.status, 0, "stray failed (%d): %s", r.status, r.err);
+	tick = assert_leak(r.report, pid, "leak_tick", 1000, r.out);
+	kept = e2e_int(tick, "allocations");
+	cr_expect(kept >= 8 && kept <= 24, "leak_tick kept %lld blocks older than 1 s of a 2 s window",
+		  (long long)kept);
+	suspects = member(r.report, "suspects");
+	for (size_t i = 0; i < json_object_array_length(suspects); i++) {
+		json_object *s = json_object_array_get_idx(suspects, i);
+
+		cr_expect_geq(number(s, "oldest_age_s"), 1.0);
+		total_outstanding += e2e_int(s, "bytes");
+	}
+	cr_expect_gt(e2e_int(r.report, "totals.outstanding_bytes"), total_outstanding,
+		     "totals must count the young blocks too");
+	e2e_run_free(&r);
+}
