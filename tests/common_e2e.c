@@ -94,11 +94,10 @@ pid_t e2e_stray_start(struct e2e_run *r, const char *const *args)
 	return pid;
 }
 
-void e2e_stray_wait(struct e2e_run *r, pid_t pid, int timeout_s)
+int e2e_wait_status(pid_t pid, int timeout_s)
 {
-	int ofd = r->out_fd, efd = r->err_fd, st = 0;
 	time_t deadline = time(NULL) + timeout_s;
-	char *json;
+	int st = 0;
 
 	while (waitpid(pid, &st, WNOHANG) == 0) {
 		if (time(NULL) > deadline) {
@@ -106,9 +105,17 @@ void e2e_stray_wait(struct e2e_run *r, pid_t pid, int timeout_s)
 			waitpid(pid, &st, 0);
 			break;
 		}
-		usleep(20000);
+		usleep(10000);
 	}
-	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+void e2e_stray_wait(struct e2e_run *r, pid_t pid, int timeout_s)
+{
+	int ofd = r->out_fd, efd = r->err_fd;
+	char *json;
+
+	r->status = e2e_wait_status(pid, timeout_s);
 	lseek(ofd, 0, SEEK_SET);
 	lseek(efd, 0, SEEK_SET);
 	r->out = slurp_fd(ofd);

@@ -38,6 +38,10 @@ void e2e_stray_wait(struct e2e_run *r, pid_t pid, int timeout_s);
 
 void e2e_run_free(struct e2e_run *r);
 
+/* Reap pid, killing it (SIGKILL) if it is still running after timeout_s;
+ * returns its shell-style status (code, or 128 + signal). */
+int e2e_wait_status(pid_t pid, int timeout_s);
+
 /*
  * Start a fixture with args (NULL-terminated, argv[0] included) and wait
  * until it prints a line "ready" on stdout. Returns its pid (> 0).

@@ -47,9 +47,8 @@ static void run_stray(struct err_run *r, const char *const *args, void (*pre)(vo
 {
 	const char *argv[32];
 	char json[128], out[] = "/tmp/stray-e2e-out-XXXXXX", err[] = "/tmp/stray-e2e-err-XXXXXX";
-	int ofd, efd, st = 0;
+	int ofd, efd;
 	size_t n = 0;
-	time_t deadline;
 	pid_t pid;
 
 	memset(r, 0, sizeof(*r));
@@ -78,16 +77,7 @@ static void run_stray(struct err_run *r, const char *const *args, void (*pre)(vo
 		execv(argv[0], (char **)argv);
 		_exit(126);
 	}
-	deadline = time(NULL) + 15;
-	while (waitpid(pid, &st, WNOHANG) == 0) {
-		if (time(NULL) > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			break;
-		}
-		usleep(10000);
-	}
-	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	r->status = e2e_wait_status(pid, 15);
 	read_all(ofd, r->out, sizeof(r->out));
 	read_all(efd, r->err, sizeof(r->err));
 }

@@ -92,19 +92,9 @@ static pid_t checked_start(struct checked_run *c, const char *const *prefix, con
 
 static void checked_wait(struct checked_run *c, pid_t pid)
 {
-	time_t deadline = time(NULL) + TIMEOUT_S;
-	int st = 0;
 	FILE *f;
 
-	while (waitpid(pid, &st, WNOHANG) == 0) {
-		if (time(NULL) > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			break;
-		}
-		usleep(20000);
-	}
-	c->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	c->status = e2e_wait_status(pid, TIMEOUT_S);
 	c->out = read_fd(c->ofd);
 	c->err = read_fd(c->efd);
 	f = fopen(c->json, "r");

@@ -40,8 +40,7 @@ static void run_valgrind(const char *const *cmd, struct vg_result *res)
 	char log[] = "/tmp/stray-e2e-vg-XXXXXX", logopt[64], buf[8192];
 	const char *argv[32];
 	size_t n = 0;
-	int fd = mkstemp(log), st = 0;
-	time_t deadline = time(NULL) + 60;
+	int fd = mkstemp(log), status;
 	const char *p;
 	ssize_t len;
 	pid_t pid;
@@ -69,19 +68,12 @@ static void run_valgrind(const char *const *cmd, struct vg_result *res)
 		execv(argv[0], (char **)argv);
 		_exit(126);
 	}
-	while (waitpid(pid, &st, WNOHANG) == 0) {
-		if (time(NULL) > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			break;
-		}
-		usleep(20000);
-	}
+	status = e2e_wait_status(pid, 60);
 	len = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	unlink(log);
 	buf[len > 0 ? len : 0] = '\0';
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 126, "valgrind did not run %s:\n%s", cmd[0], buf);
+	cr_assert(status != 126 && status < 128, "valgrind did not run %s:\n%s", cmd[0], buf);
 	p = strstr(buf, "in use at exit: ");
 	cr_assert(p, "no 'in use at exit' in valgrind's log for %s:\n%s", cmd[0], buf);
 	p += strlen("in use at exit: ");
