@@ -37,6 +37,27 @@ struct report_suspect {
 	struct report_frame *frames; /* frames[0]: the allocator's caller */
 };
 
+/* Timers created in the window and still held at its end, grouped by
+ * creation stack (issue: timer leaks). */
+struct report_timer {
+	const char *kind;     /* "timerfd", "posix", "uv_timer" */
+	int pid;
+	uint64_t outstanding; /* created in the window, not released */
+	uint64_t armed;       /* of those, armed at the end */
+	uint64_t periodic;    /* of those, armed with a repeat interval */
+	int64_t interval_ns;  /* the repeat interval when all periodic ones share it, else -1 (null) */
+	size_t nframes;
+	struct report_frame *frames; /* creation stack, frames[0]: the caller */
+};
+
+/* An interval timer of setitimer(2)/alarm(2): at most one per kind and process. */
+struct report_itimer {
+	int pid;
+	const char *which;    /* "real", "virtual", "prof" */
+	int64_t value_ns;     /* time to the next expiry */
+	int64_t interval_ns;  /* 0 for a one-shot timer */
+};
+
 struct report_heap_sample {
 	double t_s;
 	uint64_t rss_bytes;
@@ -74,6 +95,13 @@ struct report {
 	const struct report_heap_sample *samples;
 	double rss_slope_bytes_per_hour;
 	double tracked_slope_bytes_per_hour;
+	/* timers, sorted by outstanding descending */
+	size_t ntimers;
+	const struct report_timer *timers;
+	size_t nitimers;
+	const struct report_itimer *itimers;
+	uint64_t timers_created;
+	uint64_t timers_released;
 	/* what could not be seen, one sentence each (e.g. "allocations made
 	 * before attach are not reported") */
 	size_t nnotes;
