@@ -109,4 +109,121 @@ struct stray_counters {
 	__u64 v[STRAY_CNT_NR];
 };
 
+/* ==== timers (bpf/timers.bpf.c, user/timers.c) ==========================
+ * Timer leaks: timerfds, POSIX timers, setitimer/alarm and libuv timer
+ * handles. Appended as one section; nothing above depends on it. */
+
+#define STRAY_DEFAULT_MAX_TIMERS (1u << 16)
+#define STRAY_DEFAULT_MAX_TIMER_SITES (1u << 12)
+/* Threads inside a probed libc timer wrapper at once (see pending_stacks). */
+#define STRAY_MAX_TIMER_PENDING (1u << 12)
+
+enum stray_timer_kind {
+	STRAY_TIMER_TIMERFD = 1, /* id: the struct file * of the timerfd */
+	STRAY_TIMER_POSIX = 2,   /* id: the kernel timer id */
+	STRAY_TIMER_UV = 3,      /* id: the uv_timer_t * in the target */
+};
+
+/* User functions probed per target (uprobe_multi cookie). Order is ABI:
+ * user space indexes its symbol tables with it. */
+enum stray_timer_fn {
+	STRAY_TFN_TIMER_CREATE,   /* libc wrapper: stack taken at its entry */
+	STRAY_TFN_TIMERFD_CREATE, /* libc wrapper: stack taken at its entry */
+	STRAY_TFN_UV_TIMER_INIT,
+	STRAY_TFN_UV_TIMER_START,
+	STRAY_TFN_UV_TIMER_STOP,
+	STRAY_TFN_UV_CLOSE,
+	STRAY_TFN_COUNT,
+};
+
+/* Event and drop counters, per-CPU "timer_counters" map. */
+enum stray_timer_counter {
+	STRAY_TCNT_CREATED,         /* timers recorded */
+	STRAY_TCNT_RELEASED,        /* recorded timers released (close/delete/uv_close) */
+	STRAY_TCNT_ENDED,           /* last reference dropped by the owner's exit or exec:
+				       not a release (the entry stays for user space) */
+	STRAY_TCNT_MAP_FULL,        /* timer not tracked: timers map full */
+	STRAY_TCNT_SITE_MAP_FULL,   /* timer tracked without a stack: sites map full */
+	STRAY_TCNT_OWNER_MAP_FULL,  /* timerfd not tracked: owners map full */
+	STRAY_TCNT_STACK_ERRORS,    /* bpf_get_stack failed */
+	STRAY_TCNT_STACK_COLLISIONS,/* two stacks hashed to one site key */
+	STRAY_TCNT_STALE_KEY,       /* a key was reused while still recorded: old entry lost */
+	STRAY_TCNT_FD_RACE,         /* timerfd_create's fd no longer held a timerfd at return */
+	STRAY_TCNT_PENDING_FULL,    /* wrapper-entry stack not kept: pending map full */
+	STRAY_TCNT_ITIMER_MAP_FULL, /* setitimer/alarm not tracked: itimers map full */
+	STRAY_TCNT_NR,
+};
+
+/* Outstanding timers. A struct file is unique system-wide while it lives,
+ * but the key still carries the creating tgid: an entry left by an exited
+ * or exec'd owner can never be confused with a new timerfd of another
+ * process that got the same (freed and reused) struct file. */
+struct stray_timer_key {
+	__u32 tgid;
+	__u32 kind; /* enum stray_timer_kind */
+	__u64 id;
+};
+
+#define STRAY_TIMER_F_ABSTIME 1u /* value_ns is an absolute time on clockid */
+#define STRAY_TIMER_F_ENDED 2u   /* last reference dropped at the owner's exit/exec */
+
+struct stray_timer {
+	__u64 stack_hash; /* creation site, in the sites map under (tgid, hash) */
+	__u64 created_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u64 mm;         /* creating address space: a last release seen after
+			     it changed (exec, or exit_mm at exit) ends the
+			     window instead of releasing */
+	__u64 set_ns;     /* CLOCK_MONOTONIC time of the last arm/disarm */
+	__s64 value_ns;   /* it_value as last set (0: disarmed) */
+	__s64 interval_ns;/* it_interval as last set (0: one-shot) */
+	__u32 clockid;
+	__u32 flags;      /* STRAY_TIMER_F_* */
+	__s32 fd;         /* timerfd's fd number at creation (informational) */
+	__u32 pad;
+};
+
+/* A creation stack. Sites carry no counts: user space reclaims the ones no
+ * timer refers to (last_ns guards a site created just before its timer). */
+struct stray_timer_site {
+	__u64 last_ns;
+	__u32 depth;
+	__u32 pad;
+	__u64 ips[STRAY_MAX_STACK_DEPTH]; /* innermost first: ips[0] is in the
+					     caller of the creating function */
+};
+
+/* Owner of a tracked timerfd, keyed by struct file *. */
+struct stray_timer_owner {
+	__u32 tgid;
+	__u32 pad;
+};
+
+/* Stack taken at a libc wrapper's entry (timer_create, timerfd_create),
+ * used by the syscall's return in the same thread. */
+struct stray_timer_pending {
+	__u64 sp;         /* user stack pointer at the wrapper's entry */
+	__u64 stack_hash;
+	__u32 kind;
+	__u32 pad;
+};
+
+/* setitimer/alarm state of one process: one slot per ITIMER_REAL,
+ * ITIMER_VIRTUAL, ITIMER_PROF. */
+struct stray_itimers {
+	__s64 value_ns[3];
+	__s64 interval_ns[3];
+	__u64 set_ns[3];
+};
+
+/* One tracked timerfd in a process's fd table (task_file iterator record). */
+struct stray_timer_fdrec {
+	__u64 file;
+	__u32 owner_tgid;
+	__s32 fd;
+};
+
+struct stray_timer_counters {
+	__u64 v[STRAY_TCNT_NR];
+};
+
 #endif /* STRAY_H */

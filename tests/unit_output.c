@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <math.h>
 #include <json-c/json.h>
 
 #include "output.h"
@@ -35,8 +36,14 @@ static struct report_frame uo_frames_b[] = {
 #define UO_BIG_BYTES (UINT64_C(1) << 63 | 5)
 
 static const struct report_suspect uo_suspects[] = {
-	{ 4242, UO_BIG_BYTES, 4, 12.5, 8192, 8, 4, 2, uo_frames_a },
-	{ 4343, 1024, 1, 3.25, 4096, 4, 3, 1, uo_frames_b },
+	{ .pid = 4242, .bytes = UO_BIG_BYTES, .allocations = 4, .oldest_age_s = 12.5,
+	  .total_bytes = 8192, .total_allocations = 8, .frees = 4, .growth_bytes_per_s = 64.5,
+	  .trend_p = 0.001, .score = 120.25, .verdict = "leak", .rank = 1,
+	  .nframes = 2, .frames = uo_frames_a },
+	{ .pid = 4343, .bytes = 1024, .allocations = 1, .oldest_age_s = 3.25,
+	  .total_bytes = 4096, .total_allocations = 4, .frees = 3, .growth_bytes_per_s = 0,
+	  .trend_p = NAN, .score = 2.5, .verdict = "stable", .rank = 2,
+	  .nframes = 1, .frames = uo_frames_b },
 };
 
 static const struct report_counter uo_dropped[] = {
@@ -150,7 +157,7 @@ Test(json_writer, top_level_and_target)
 
 	cr_assert_eq(text[strlen(text) - 1], '\n', "document must end with a newline");
 	cr_assert_null(strstr(text, "\\/"), "slashes must not be escaped");
-	cr_assert_eq(json_object_object_length(root), 9);
+	cr_assert_eq(json_object_object_length(root), 10);
 	cr_assert_eq(uo_u64(root, "version"), 1);
 
 	t = uo_get(root, "target", json_type_object);
@@ -168,6 +175,7 @@ Test(json_writer, top_level_and_target)
 	cr_assert_float_eq(uo_dbl(uo_get(root, "window", json_type_object), "duration_s"),
 			   60.0, 1e-12);
 	cr_assert_eq(json_object_array_length(uo_get(root, "timers", json_type_array)), 0);
+	cr_assert_eq(json_object_array_length(uo_get(root, "itimers", json_type_array)), 0);
 	cr_assert_eq(json_object_array_length(uo_get(root, "alerts", json_type_array)), 0);
 	json_object_put(root);
 	free(text);
@@ -222,7 +230,14 @@ Test(json_writer, suspects_and_frames)
 	cr_assert_eq(json_object_array_length(arr), 2);
 
 	s = json_object_array_get_idx(arr, 0);
-	cr_assert_eq(json_object_object_length(s), 8);
+	cr_assert_eq(json_object_object_length(s), 13);
+	cr_assert_float_eq(uo_dbl(s, "growth_bytes_per_s"), 64.5, 1e-12);
+	cr_assert_float_eq(uo_dbl(s, "trend_p"), 0.001, 1e-15);
+	cr_assert_float_eq(uo_dbl(s, "score"), 120.25, 1e-12);
+	cr_assert_str_eq(uo_str(s, "verdict"), "leak");
+	cr_assert_eq(uo_u64(s, "rank"), 1);
+	/* a NaN p-value (not assessed) must be written as null */
+	uo_assert_null(json_object_array_get_idx(arr, 1), "trend_p");
 	cr_assert_eq(uo_u64(s, "pid"), 4242);
 	cr_assert_eq(uo_u64(s, "bytes"), UO_BIG_BYTES, "uint64 above INT64_MAX mangled");
 	cr_assert_eq(uo_u64(s, "allocations"), 4);
@@ -297,7 +312,7 @@ Test(json_writer, empty_report_keeps_every_key)
 	char *text = uo_render_json(&r);
 	struct json_object *root = uo_parse(text);
 
-	cr_assert_eq(json_object_object_length(root), 9);
+	cr_assert_eq(json_object_object_length(root), 10);
 	cr_assert_eq(json_object_array_length(uo_get(root, "suspects", json_type_array)), 0);
 	cr_assert_eq(json_object_array_length(
 			     uo_get(uo_get(root, "heap", json_type_object), "samples",

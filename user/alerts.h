@@ -61,6 +61,9 @@ int alerts__update(struct alerts *a, const struct alert *candidate, uint64_t key
 /* Alerts raised so far (for the report), in order. */
 const struct alert *alerts__list(const struct alerts *a, size_t *n);
 uint64_t alerts__dropped(const struct alerts *a);
+/* Conditions that became active while the condition table was full (4096
+ * raised at once): not raised, so not repeated at every drain either. */
+uint64_t alerts__untracked(const struct alerts *a);
 
 /* The JSON object for one alert (json-c), as written to the file and in
  * the report's "alerts" array. Returns NULL on allocation failure. */

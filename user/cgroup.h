@@ -18,8 +18,14 @@ struct cgroup_memory {
  * controller line (memory.limit_in_bytes, memory.usage_in_bytes under the
  * v1 memory mount) or else the v2 "0::" line (memory.max,
  * memory.current under the cgroup2 mount). Mount points are found in
- * /proc/self/mountinfo. sysfs_root overrides "/" for tests (NULL: "/").
+ * /proc/self/mountinfo. sysfs_root overrides "/" for tests (NULL: "/"), for
+ * /proc/PID/cgroup and /proc/self/mountinfo as well as the mounts.
  * v1 limits at or above 2^62 count as no limit.
+ * Limits on ancestors bind too: every directory from pid's cgroup up to the
+ * mount is read and the one with the least headroom (limit - usage) is
+ * returned; with no limit anywhere, the nearest one with the controller.
+ * A process in the v1 root cgroup gives 0 with has_limit false; in the v2
+ * root (no memory.max/memory.current there) it gives -ENOENT.
  * Returns 0, -ENOENT when pid has no memory cgroup, or -errno.
  */
 int cgroup__memory(int pid, const char *sysfs_root, struct cgroup_memory *out);

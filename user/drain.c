@@ -17,6 +17,8 @@ struct drain {
 	uint32_t *index;
 	size_t index_mask;
 	uint64_t outstanding_bytes, outstanding_allocations;
+	/* the part of the totals that comes from frozen (exited) records */
+	uint64_t frozen_bytes, frozen_allocations;
 	uint64_t counters[DRAIN_CNT_NR];
 	/* scratch buffers for batch reads, sized for the larger value */
 	void *keys, *values;
@@ -153,6 +155,8 @@ struct sites_pass {
 	size_t nsites;
 	uint64_t tracked;
 	struct doomed idle; /* sites with nothing outstanding */
+	site_view_fn visit;
+	void *ctx;
 };
 
 static int visit_site(struct drain *d, const void *key, const void *value, void *ctx)
@@ -162,15 +166,27 @@ static int visit_site(struct drain *d, const void *key, const void *value, void 
 	struct sites_pass *p = ctx;
 
 	(void)d;
-	if (p->pid < 0 || (__u32)p->pid == k->tgid)
+	if (p->pid < 0 || (__u32)p->pid == k->tgid) {
+		struct site_view v = {
+			.pid = k->tgid, .stack_hash = k->stack_hash,
+			.live_bytes = s->live_bytes, .live_count = s->live_count,
+			.alloc_bytes = s->alloc_bytes, .free_bytes = s->free_bytes,
+		};
+
 		p->tracked += s->live_bytes > 0 ? s->live_bytes : 0;
+		if (p->visit)
+			p->visit(&v, p->ctx);
+	}
 	p->nsites++;
 	return s->live_count <= 0 ? doom(&p->idle, key) : 0;
 }
 
-int drain__sites_pass(struct drain *d, int pid, uint64_t *tracked_bytes)
+int drain__sites_pass(struct drain *d, int pid, uint64_t *tracked_bytes, site_view_fn visit,
+		      void *ctx)
 {
-	struct sites_pass p = { .pid = pid, .idle.key_size = sizeof(struct stray_site_key) };
+	struct sites_pass p = {
+		.pid = pid, .idle.key_size = sizeof(struct stray_site_key), .visit = visit, .ctx = ctx,
+	};
 	int fd = loader__sites_fd(d->loader);
 	int err;
 
@@ -183,6 +199,19 @@ int drain__sites_pass(struct drain *d, int pid, uint64_t *tracked_bytes)
 	delete_doomed(fd, &p.idle);
 	*tracked_bytes = p.tracked;
 	return err;
+}
+
+int drain__site_stack(struct drain *d, int pid, uint64_t stack_hash, uint64_t *ips)
+{
+	struct stray_site_key key = { .tgid = pid, .stack_hash = stack_hash };
+	struct stray_site site;
+	uint32_t depth;
+
+	if (bpf_map_lookup_elem(loader__sites_fd(d->loader), &key, &site))
+		return -ENOENT;
+	depth = site.depth < STRAY_MAX_STACK_DEPTH ? site.depth : STRAY_MAX_STACK_DEPTH;
+	memcpy(ips, site.ips, depth * sizeof(*ips));
+	return depth;
 }
 
 static size_t slot_of(const struct drain *d, int pid, uint64_t hash)
@@ -266,8 +295,14 @@ static int visit_alloc(struct drain *d, const void *key, const void *value, void
 		return doom(&h->blocks, key);
 	d->outstanding_bytes += a->size;
 	d->outstanding_allocations++;
+	if (h->remove) {
+		d->frozen_bytes += a->size;
+		d->frozen_allocations++;
+	}
 	if (h->now_ns - a->ts_ns >= h->min_age_ns || a->ts_ns > h->now_ns) {
 		rec = record_for(d, k->tgid, a->stack_hash);
+		if (rec && h->remove)
+			rec->frozen = true;
 		if (rec) {
 			rec->live.bytes += a->size;
 			rec->live.allocations++;
@@ -320,6 +355,31 @@ int drain__forget(struct drain *d, int pid)
 	struct harvest h = { .pid = pid, .remove = true };
 
 	return pid < 0 ? -EINVAL : harvest(d, &h);
+}
+
+static void index_insert(struct drain *d, uint32_t r)
+{
+	const struct site_live *l = &d->records[r].live;
+	size_t i = slot_of(d, l->pid, l->stack_hash);
+
+	while (d->index[i] != NO_RECORD)
+		i = (i + 1) & d->index_mask;
+	d->index[i] = r;
+}
+
+void drain__begin_snapshot(struct drain *d)
+{
+	size_t kept = 0;
+
+	for (size_t r = 0; r < d->nrecords; r++)
+		if (d->records[r].frozen)
+			d->records[kept++] = d->records[r];
+	d->nrecords = kept;
+	memset(d->index, 0xff, (d->index_mask + 1) * sizeof(*d->index));
+	for (size_t r = 0; r < kept; r++)
+		index_insert(d, r);
+	d->outstanding_bytes = d->frozen_bytes;
+	d->outstanding_allocations = d->frozen_allocations;
 }
 
 void drain__outstanding(const struct drain *d, uint64_t *bytes, uint64_t *allocations)

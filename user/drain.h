@@ -16,9 +16,20 @@
 
 struct site_record {
 	struct site_live live;
+	bool frozen;    /* from an exited process: kept across snapshots */
 	uint32_t depth; /* 0: stack lost (site reclaimed or sites map full) */
 	uint64_t ips[STRAY_MAX_STACK_DEPTH];
 };
+
+/* A site's state as the per-interval pass sees it. */
+struct site_view {
+	int pid;
+	uint64_t stack_hash;
+	int64_t live_bytes, live_count;
+	uint64_t alloc_bytes, free_bytes;
+};
+
+typedef void (*site_view_fn)(const struct site_view *v, void *ctx);
 
 /* Counters kept by user space, reported beside the kernel's. */
 enum drain_counter {
@@ -43,13 +54,28 @@ const uint64_t *drain__counters(const struct drain *d); /* DRAIN_CNT_NR values *
  * map is more than three quarters full, sites with nothing outstanding are
  * deleted so new stacks can still be recorded. Returns 0 or -errno.
  */
-int drain__sites_pass(struct drain *d, int pid, uint64_t *tracked_bytes);
+int drain__sites_pass(struct drain *d, int pid, uint64_t *tracked_bytes, site_view_fn visit,
+		      void *ctx);
+
+/* The stack of site (pid, hash) as the kernel holds it now: up to
+ * STRAY_MAX_STACK_DEPTH return addresses into ips. Returns the depth, or
+ * -ENOENT when the site is gone. */
+int drain__site_stack(struct drain *d, int pid, uint64_t stack_hash, uint64_t *ips);
+
+/*
+ * Start a new snapshot of live processes: drop the records and outstanding
+ * totals of the previous live harvest, keeping the frozen records of exited
+ * processes, so drain__harvest(d, -1, ..., false) can run once per report
+ * (watch mode rewrites the report periodically) without counting twice.
+ */
+void drain__begin_snapshot(struct drain *d);
 
 /*
  * Fold the outstanding allocations of pid (every process for pid -1) into
  * the record table. Blocks younger than min_age_ns at now_ns still count in
  * the outstanding totals but not in the records. With remove, the pid's
- * kernel state is deleted afterwards (its process has exited).
+ * kernel state is deleted afterwards (its process has exited) and its
+ * records are frozen: they survive drain__begin_snapshot().
  * Returns 0 or -errno.
  */
 int drain__harvest(struct drain *d, int pid, uint64_t min_age_ns, uint64_t now_ns, bool remove);

@@ -6,12 +6,20 @@
  *   version, target{pids, command|null, exit_code|null}, window{duration_s},
  *   totals{allocations, frees, outstanding_bytes, outstanding_allocations,
  *          unmatched_frees, dropped{name: n}},
+ *          timers_created, timers_released},
  *   suspects[{pid, bytes, allocations, oldest_age_s, total_bytes,
- *             total_allocations, frees, stack[{address "0x..", module,
+ *             total_allocations, frees, growth_bytes_per_s, trend_p|null,
+ *             score, verdict, rank, stack[{address "0x..", module,
  *             function|null, offset|null, file|null, line|null}]}],
  *   heap{samples[{t_s, rss_bytes, anon_bytes, tracked_bytes}],
- *        rss_slope_bytes_per_hour, tracked_slope_bytes_per_hour},
- *   notes[str], timers[], alerts[]
+ *        rss_slope_bytes_per_hour, tracked_slope_bytes_per_hour,
+ *        trend{rss, anon, tracked: {slope_bytes_per_hour, p|null,
+ *              significant, sustained}},
+ *        cgroup{path, limit_bytes, usage_bytes, projected_s_to_limit|null}|null},
+ *   notes[str],
+ *   timers[{kind, outstanding, armed, periodic, interval_ns|null, pid, stack}],
+ *   itimers[{pid, which, value_ns, interval_ns}],
+ *   alerts[{t_s, kind, severity, pid, message, value, threshold, stack?}]
  *
  * Every builder returns a new object or NULL when json-c could not allocate;
  * the only error json-c has is out-of-memory.
@@ -24,6 +32,7 @@
 
 #include <json-c/json.h>
 
+#include "alerts.h"
 #include "output.h"
 
 /*
@@ -170,6 +179,8 @@ static struct json_object *build_totals(const struct report *r)
 	    add_u64(t, "outstanding_bytes", r->outstanding_bytes) ||
 	    add_u64(t, "outstanding_allocations", r->outstanding_allocations) ||
 	    add_u64(t, "unmatched_frees", r->unmatched_frees) ||
+	    add_u64(t, "timers_created", r->timers_created) ||
+	    add_u64(t, "timers_released", r->timers_released) ||
 	    add(t, "dropped", build_dropped(r))) {
 		json_object_put(t);
 		return NULL;
@@ -177,7 +188,7 @@ static struct json_object *build_totals(const struct report *r)
 	return t;
 }
 
-static struct json_object *build_frame(const struct report_frame *f)
+struct json_object *report__frame_json(const struct report_frame *f)
 {
 	struct json_object *o = json_object_new_object();
 	char addr[2 + 16 + 1];
@@ -213,13 +224,18 @@ static struct json_object *build_suspect(const struct report_suspect *s)
 	    add_float(o, "oldest_age_s", s->oldest_age_s) ||
 	    add_u64(o, "total_bytes", s->total_bytes) ||
 	    add_u64(o, "total_allocations", s->total_allocations) ||
-	    add_u64(o, "frees", s->frees))
+	    add_u64(o, "frees", s->frees) ||
+	    add_float(o, "growth_bytes_per_s", s->growth_bytes_per_s) ||
+	    add_float(o, "trend_p", s->trend_p) ||
+	    add_float(o, "score", s->score) ||
+	    add_str_or_null(o, "verdict", s->verdict) ||
+	    add(o, "rank", json_object_new_int(s->rank)))
 		goto fail;
 	stack = json_object_new_array();
 	if (add(o, "stack", stack))
 		goto fail;
 	for (size_t i = 0; i < s->nframes; i++)
-		if (push(stack, build_frame(&s->frames[i])))
+		if (push(stack, report__frame_json(&s->frames[i])))
 			goto fail;
 	return o;
 fail:
@@ -258,6 +274,118 @@ static struct json_object *build_sample(const struct report_heap_sample *s)
 	return o;
 }
 
+static struct json_object *build_trend(const struct report_trend *t)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (o && (add_float(o, "slope_bytes_per_hour", t->slope_bytes_per_hour) ||
+		  add_float(o, "p", t->p) ||
+		  add(o, "significant", json_object_new_boolean(t->significant)) ||
+		  add(o, "sustained", json_object_new_boolean(t->sustained)))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static struct json_object *build_heap_trends(const struct report *r)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (o && (add(o, "rss", build_trend(&r->rss_trend)) ||
+		  add(o, "anon", build_trend(&r->anon_trend)) ||
+		  add(o, "tracked", build_trend(&r->tracked_trend)))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static struct json_object *build_cgroup(const struct report *r)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (o && (add_str_or_null(o, "path", r->cgroup_path) ||
+		  add_u64(o, "limit_bytes", r->cgroup_limit_bytes) ||
+		  add_u64(o, "usage_bytes", r->cgroup_usage_bytes) ||
+		  (r->cgroup_projected_s >= 0 ? add_float(o, "projected_s_to_limit", r->cgroup_projected_s)
+					      : add_null(o, "projected_s_to_limit")))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static struct json_object *build_timer(const struct report_timer *t)
+{
+	struct json_object *o = json_object_new_object(), *stack;
+
+	if (!o)
+		return NULL;
+	if (add(o, "kind", json_object_new_string(t->kind)) ||
+	    add_u64(o, "outstanding", t->outstanding) ||
+	    add_u64(o, "armed", t->armed) ||
+	    add_u64(o, "periodic", t->periodic) ||
+	    (t->interval_ns >= 0 ? add(o, "interval_ns", json_object_new_int64(t->interval_ns))
+				 : add_null(o, "interval_ns")) ||
+	    add(o, "pid", json_object_new_int(t->pid)))
+		goto fail;
+	stack = json_object_new_array();
+	if (add(o, "stack", stack))
+		goto fail;
+	for (size_t i = 0; i < t->nframes; i++)
+		if (push(stack, report__frame_json(&t->frames[i])))
+			goto fail;
+	return o;
+fail:
+	json_object_put(o);
+	return NULL;
+}
+
+static struct json_object *build_itimer(const struct report_itimer *t)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (o && (add(o, "pid", json_object_new_int(t->pid)) ||
+		  add(o, "which", json_object_new_string(t->which)) ||
+		  add(o, "value_ns", json_object_new_int64(t->value_ns)) ||
+		  add(o, "interval_ns", json_object_new_int64(t->interval_ns)))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* An array of n items built by one builder from a base pointer and stride. */
+static struct json_object *build_array(const void *items, size_t n, size_t size,
+				       struct json_object *(*build)(const void *))
+{
+	struct json_object *arr = json_object_new_array();
+
+	for (size_t i = 0; arr && i < n; i++) {
+		if (push(arr, build((const char *)items + i * size))) {
+			json_object_put(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+static struct json_object *timer_json(const void *t)
+{
+	return build_timer(t);
+}
+
+static struct json_object *itimer_json(const void *t)
+{
+	return build_itimer(t);
+}
+
+static struct json_object *alert_json(const void *a)
+{
+	return alert__to_json(a);
+}
+
 static struct json_object *build_heap(const struct report *r)
 {
 	struct json_object *h = json_object_new_object(), *samples;
@@ -271,7 +399,9 @@ static struct json_object *build_heap(const struct report *r)
 		if (push(samples, build_sample(&r->samples[i])))
 			goto fail;
 	if (add_float(h, "rss_slope_bytes_per_hour", r->rss_slope_bytes_per_hour) ||
-	    add_float(h, "tracked_slope_bytes_per_hour", r->tracked_slope_bytes_per_hour))
+	    add_float(h, "tracked_slope_bytes_per_hour", r->tracked_slope_bytes_per_hour) ||
+	    add(h, "trend", build_heap_trends(r)) ||
+	    (r->has_cgroup ? add(h, "cgroup", build_cgroup(r)) : add_null(h, "cgroup")))
 		goto fail;
 	return h;
 fail:
@@ -310,10 +440,9 @@ static struct json_object *build_report(const struct report *r)
 	    add(root, "suspects", build_suspects(r)) ||
 	    add(root, "heap", build_heap(r)) ||
 	    add(root, "notes", build_notes(r)) ||
-	    /* Timer leaks and alerts are not produced yet; the keys exist so
-	     * consumers can rely on them from version 1 on. */
-	    add(root, "timers", json_object_new_array()) ||
-	    add(root, "alerts", json_object_new_array())) {
+	    add(root, "timers", build_array(r->timers, r->ntimers, sizeof(*r->timers), timer_json)) ||
+	    add(root, "itimers", build_array(r->itimers, r->nitimers, sizeof(*r->itimers), itimer_json)) ||
+	    add(root, "alerts", build_array(r->alerts, r->nalerts, sizeof(*r->alerts), alert_json))) {
 		json_object_put(root);
 		return NULL;
 	}

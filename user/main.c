@@ -6,6 +6,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/capability.h>
@@ -29,6 +30,14 @@ static const char usage[] =
 	"      --max-allocs N     outstanding allocations tracked at once (default 1048576)\n"
 	"      --max-sites N      call sites tracked at once (default 16384)\n"
 	"      --max-procs N      processes followed at once in run mode (default 1024)\n"
+	"      --watch            run until stopped (signal or target exit), analysing every interval\n"
+	"      --report-every SECS  rewrite the --json report every SECS seconds\n"
+	"      --alerts FILE      append alerts to FILE as JSON lines (\"-\": stdout)\n"
+	"      --growth-alert BYTES  heap_growth threshold per hour (default 5M; K/M/G suffixes)\n"
+	"      --heap-warn BYTES  heap_warn alert when RSS reaches BYTES (default off)\n"
+	"      --heap-critical BYTES  heap_critical alert when RSS reaches BYTES (default off)\n"
+	"      --oom-horizon SECS oom_projection when the cgroup limit is nearer (default 3600)\n"
+	"      --fail-on-leak     exit with status 3 when a suspect's verdict is \"leak\"\n"
 	"  -v, --verbose          log attachments and drains on stderr\n"
 	"  -h, --help             show this help\n"
 	"  -V, --version          show the version\n";
@@ -73,7 +82,38 @@ static int parse_count(const char *opt, const char *text, long min, long max, lo
 	return 0;
 }
 
-enum { OPT_MIN_AGE = 256, OPT_JSON, OPT_TOP, OPT_MAX_ALLOCS, OPT_MAX_SITES, OPT_MAX_PROCS };
+enum {
+	OPT_MIN_AGE = 256, OPT_JSON, OPT_TOP, OPT_MAX_ALLOCS, OPT_MAX_SITES, OPT_MAX_PROCS,
+	OPT_WATCH, OPT_REPORT_EVERY, OPT_ALERTS, OPT_GROWTH_ALERT, OPT_HEAP_WARN, OPT_HEAP_CRITICAL,
+	OPT_OOM_HORIZON, OPT_FAIL_ON_LEAK,
+};
+
+/* A byte count with an optional binary suffix: 512, 64K, 5M, 2G, 1T. */
+static int parse_bytes(const char *opt, const char *text, uint64_t *out)
+{
+	static const char units[] = "KMGT";
+	const char *unit;
+	double v, scale = 1;
+	char *end;
+
+	errno = 0;
+	v = strtod(text, &end);
+	if (*end && (unit = strchr(units, *end)) && *unit) {
+		scale = (double)(1ull << (10 * (unit - units + 1)));
+		end++;
+		if (*end == 'i' && end[1] == 'B')
+			end += 2;
+	}
+	if (*end == 'B')
+		end++;
+	if (errno || end == text || *end || !isfinite(v) || v <= 0 || v * scale > 9.0e18) {
+		fprintf(stderr, "stray: invalid %s '%s': expected a byte count such as 512, 64K, 5M or 2G\n",
+			opt, text);
+		return -1;
+	}
+	*out = (uint64_t)(v * scale);
+	return 0;
+}
 
 static const struct option long_options[] = {
 	{ "pid", required_argument, NULL, 'p' },
@@ -85,6 +125,14 @@ static const struct option long_options[] = {
 	{ "max-allocs", required_argument, NULL, OPT_MAX_ALLOCS },
 	{ "max-sites", required_argument, NULL, OPT_MAX_SITES },
 	{ "max-procs", required_argument, NULL, OPT_MAX_PROCS },
+	{ "watch", no_argument, NULL, OPT_WATCH },
+	{ "report-every", required_argument, NULL, OPT_REPORT_EVERY },
+	{ "alerts", required_argument, NULL, OPT_ALERTS },
+	{ "growth-alert", required_argument, NULL, OPT_GROWTH_ALERT },
+	{ "heap-warn", required_argument, NULL, OPT_HEAP_WARN },
+	{ "heap-critical", required_argument, NULL, OPT_HEAP_CRITICAL },
+	{ "oom-horizon", required_argument, NULL, OPT_OOM_HORIZON },
+	{ "fail-on-leak", no_argument, NULL, OPT_FAIL_ON_LEAK },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -104,6 +152,8 @@ static const char *argv_option(int short_opt)
 	}
 	return parsed_argv[optind - 1];
 }
+
+static int parse_growth_option(int c, struct session_opts *o);
 
 /* Returns 0 to run, 1 when help/version was printed, -1 on a bad option. */
 static int parse_option(int c, struct session_opts *o)
@@ -150,6 +200,41 @@ static int parse_option(int c, struct session_opts *o)
 	case 'v':
 		o->verbose = true;
 		return 0;
+	default:
+		return parse_growth_option(c, o);
+	}
+}
+
+/* The options of the growth analysis and alerts. */
+static int parse_growth_option(int c, struct session_opts *o)
+{
+	uint64_t bytes;
+
+	switch (c) {
+	case OPT_WATCH:
+		o->watch = true;
+		return 0;
+	case OPT_REPORT_EVERY:
+		return parse_seconds("--report-every", optarg, &o->report_every_s, false);
+	case OPT_ALERTS:
+		if (!*optarg)
+			return fail("invalid --alerts '': expected a file name or -", "");
+		o->alerts_path = optarg;
+		return 0;
+	case OPT_GROWTH_ALERT:
+		if (parse_bytes("--growth-alert", optarg, &bytes))
+			return -1;
+		o->growth_alert_bph = bytes;
+		return 0;
+	case OPT_HEAP_WARN:
+		return parse_bytes("--heap-warn", optarg, &o->heap_warn_bytes);
+	case OPT_HEAP_CRITICAL:
+		return parse_bytes("--heap-critical", optarg, &o->heap_critical_bytes);
+	case OPT_OOM_HORIZON:
+		return parse_seconds("--oom-horizon", optarg, &o->oom_horizon_s, false);
+	case OPT_FAIL_ON_LEAK:
+		o->fail_on_leak = true;
+		return 0;
 	case 'h':
 		fputs(usage, stdout);
 		return 1;
@@ -175,6 +260,8 @@ static int parse_args(int argc, char **argv, struct session_opts *o)
 		.max_allocs = STRAY_DEFAULT_MAX_ALLOCS,
 		.max_sites = STRAY_DEFAULT_MAX_SITES,
 		.max_procs = 1024,
+		.growth_alert_bph = 5.0 * 1024 * 1024,
+		.oom_horizon_s = 3600,
 	};
 	/* '+': stop at the first non-option so COMMAND's own options stay its
 	 * own; ':' and opterr = 0: report bad options in our one-line format. */
@@ -187,6 +274,10 @@ static int parse_args(int argc, char **argv, struct session_opts *o)
 	}
 	if (optind < argc)
 		o->command = &argv[optind];
+	if (o->watch && o->duration_s > 0)
+		return fail("%s", "--watch runs until stopped: drop -d");
+	if (o->report_every_s > 0 && !o->json_path)
+		return fail("%s", "--report-every needs --json FILE to rewrite");
 	if (!o->pid == !o->command)
 		return fail("%s", o->pid ? "give either -p PID or -- COMMAND, not both"
 					 : "nothing to trace: give -p PID or -- COMMAND (see 'stray --help')");

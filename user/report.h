@@ -33,9 +33,24 @@ struct report_suspect {
 	uint64_t total_bytes; /* everything this site allocated in the window */
 	uint64_t total_allocations;
 	uint64_t frees;
+	/* growth over the window (trend analysis) */
+	double growth_bytes_per_s; /* Theil–Sen slope of its live bytes */
+	double trend_p;            /* Mann–Kendall p-value; NaN when not assessed */
+	double score;              /* higher ranks first */
+	const char *verdict;       /* "leak", "growing", "stable", "transient" */
+	int rank;                  /* 1 = highest score */
 	size_t nframes;
 	struct report_frame *frames; /* frames[0]: the allocator's caller */
 };
+
+/* The robust trend of one heap series. */
+struct report_trend {
+	double slope_bytes_per_hour; /* Theil–Sen */
+	double p;                    /* Mann–Kendall, NaN when not assessed */
+	bool significant, sustained;
+};
+
+struct alert;
 
 /* Timers created in the window and still held at its end, grouped by
  * creation stack (issue: timer leaks). */
@@ -95,6 +110,15 @@ struct report {
 	const struct report_heap_sample *samples;
 	double rss_slope_bytes_per_hour;
 	double tracked_slope_bytes_per_hour;
+	struct report_trend rss_trend, anon_trend, tracked_trend;
+	/* the target's memory cgroup, when it has a limit */
+	bool has_cgroup;
+	const char *cgroup_path;
+	uint64_t cgroup_limit_bytes, cgroup_usage_bytes;
+	double cgroup_projected_s; /* time to the limit at the current slope; < 0: none */
+	/* alerts raised in the window */
+	size_t nalerts;
+	const struct alert *alerts;
 	/* timers, sorted by outstanding descending */
 	size_t ntimers;
 	const struct report_timer *timers;

@@ -15,6 +15,7 @@
 #include "analysis.h"
 #include "drain.h"
 #include "loader.h"
+#include "monitor.h"
 #include "output.h"
 #include "procfs.h"
 #include "report.h"
@@ -22,7 +23,6 @@
 #include "symbolize.h"
 #include "tracee.h"
 
-#define MAX_SAMPLES 4096
 #define MAX_MAPS_BYTES (16u << 20)
 #define NS_PER_S 1000000000ull
 /* How long a run-mode command gets to exit after stray forwards it a signal. */
@@ -34,15 +34,12 @@ struct session {
 	struct drain *drain;
 	struct symbolizer *sym;
 	struct tracee *tracee;
+	struct monitor *monitor;
 	/* every process traced in the window, and whether it still lives */
 	int *pids;
 	bool *live;
 	size_t npids;
-	uint64_t start_ns, end_ns, terminate_deadline_ns;
-	/* heap samples, decimated by two whenever the buffer fills */
-	struct report_heap_sample samples[MAX_SAMPLES];
-	size_t nsamples;
-	unsigned sample_stride, interval_count;
+	uint64_t start_ns, end_ns, terminate_deadline_ns, last_report_ns;
 	bool done, failed;
 	bool error_reported; /* the failure's one line is already on stderr */
 	int exit_status;
@@ -138,6 +135,7 @@ static void report_attach_error(int pid, const char *what, int err)
 }
 
 static void drain_interval(struct session *s);
+static void periodic_report(struct session *s);
 
 /* ---- run mode: ptrace callbacks ---- */
 
@@ -205,19 +203,10 @@ static const struct tracee_ops tracee_ops = {
 
 /* ---- the interval drain ---- */
 
-static void add_sample(struct session *s, const struct report_heap_sample *sample)
+/* The process whose cgroup is watched and whose pid heap alerts carry. */
+static int main_pid(const struct session *s)
 {
-	if (s->interval_count++ % s->sample_stride)
-		return;
-	if (s->nsamples == MAX_SAMPLES) {
-		/* Bounded history for arbitrarily long windows: keep every
-		 * other sample and halve the sampling rate from now on. */
-		for (size_t i = 0; i < MAX_SAMPLES / 2; i++)
-			s->samples[i] = s->samples[2 * i];
-		s->nsamples = MAX_SAMPLES / 2;
-		s->sample_stride *= 2;
-	}
-	s->samples[s->nsamples++] = *sample;
+	return s->tracee ? tracee__root_pid(s->tracee) : s->opts->pid;
 }
 
 /*
@@ -241,11 +230,11 @@ static void drain_interval(struct session *s)
 		readings++;
 		snapshot_maps(s, s->pids[i]);
 	}
-	err = drain__sites_pass(s->drain, -1, &sample.tracked_bytes);
+	monitor__begin_interval(s->monitor, sample.t_s);
+	err = drain__sites_pass(s->drain, -1, &sample.tracked_bytes, monitor__site_view, s->monitor);
 	if (err)
 		logv(s, "drain failed: %s", strerror(-err));
-	if (readings)
-		add_sample(s, &sample);
+	monitor__end_interval(s->monitor, readings ? &sample : NULL, main_pid(s));
 }
 
 /* ---- the event loop ---- */
@@ -354,8 +343,10 @@ static int event_loop(struct session *s, int sfd, int pidfd)
 			break;
 		if (fds[0].revents & POLLIN)
 			handle_signals(s, sfd);
-		if ((fds[1].revents & POLLIN) && read(tfd, &ticks, sizeof(ticks)) > 0)
+		if ((fds[1].revents & POLLIN) && read(tfd, &ticks, sizeof(ticks)) > 0) {
 			drain_interval(s);
+			periodic_report(s);
+		}
 		check_window_end(s, fds[2].revents & POLLIN);
 	}
 	close(tfd);
@@ -387,7 +378,7 @@ static const struct counter_name drain_drops[] = {
 };
 
 #define NDROPS (sizeof(kernel_drops) / sizeof(kernel_drops[0]) + \
-		sizeof(drain_drops) / sizeof(drain_drops[0]) + 2)
+		sizeof(drain_drops) / sizeof(drain_drops[0]) + 4)
 
 /* Storage behind a struct report while it is being written. */
 struct report_build {
@@ -415,8 +406,34 @@ static void fill_counters(struct session *s, struct report_build *b, uint64_t *k
 	b->dropped[n++] = (struct report_counter){ "failed_allocations", kc[STRAY_CNT_FAILED_ALLOCS] };
 	b->dropped[n++] = (struct report_counter){ "untraced_processes",
 						   s->tracee ? tracee__untraced(s->tracee) : 0 };
+	b->dropped[n++] = (struct report_counter){ "sites_without_history",
+						   monitor__sites_dropped(s->monitor) };
+	b->dropped[n++] = (struct report_counter){ "alerts_not_kept", monitor__alerts_dropped(s->monitor) };
 	b->r.dropped = b->dropped;
 	b->r.ndropped = n;
+}
+
+static double window_s(const struct session *s)
+{
+	return (s->end_ns - s->start_ns) / 1e9;
+}
+
+/* Run mode, and the command has exited: what it still held is what it
+ * leaked at exit, as LeakSanitizer would say, whatever its history. */
+static bool window_ended_by_exit(const struct session *s)
+{
+	return s->tracee && tracee__root_exited(s->tracee);
+}
+
+/* rank 1 = highest score; the array itself stays sorted by bytes. */
+static void rank_by_score(struct report_suspect *sus, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		sus[i].rank = 1;
+		for (size_t j = 0; j < n; j++)
+			if (sus[j].score > sus[i].score || (sus[j].score == sus[i].score && j < i))
+				sus[i].rank++;
+	}
 }
 
 static int build_suspects(struct session *s, struct report_build *b)
@@ -448,29 +465,16 @@ static int build_suspects(struct session *s, struct report_build *b)
 		out->total_bytes = site->total_bytes;
 		out->total_allocations = site->total_allocations;
 		out->frees = site->frees;
+		monitor__assess_suspect(s->monitor, site, window_s(s), s->end_ns, window_ended_by_exit(s), out);
 		out->frames = &b->frames[f];
 		out->nframes = rec->depth;
 		for (uint32_t d = 0; d < rec->depth; d++)
 			symbolizer__resolve(s->sym, site->pid, rec->ips[d], &b->frames[f++]);
 	}
+	rank_by_score(b->suspects, nsus);
 	b->r.suspects = b->suspects;
 	b->r.nsuspects = nsus;
 	return 0;
-}
-
-static void fill_heap(struct session *s, struct report_build *b)
-{
-	double t[MAX_SAMPLES], rss[MAX_SAMPLES], tracked[MAX_SAMPLES];
-
-	for (size_t i = 0; i < s->nsamples; i++) {
-		t[i] = s->samples[i].t_s / 3600.0;
-		rss[i] = s->samples[i].rss_bytes;
-		tracked[i] = s->samples[i].tracked_bytes;
-	}
-	b->r.samples = s->samples;
-	b->r.nsamples = s->nsamples;
-	b->r.rss_slope_bytes_per_hour = analysis__ls_slope(t, rss, s->nsamples);
-	b->r.tracked_slope_bytes_per_hour = analysis__ls_slope(t, tracked, s->nsamples);
 }
 
 static void fill_notes(struct session *s, struct report_build *b)
@@ -505,7 +509,7 @@ static int build_report(struct session *s, struct report_build *b)
 	b->r.exit_code = s->exit_status;
 	b->r.duration_s = (s->end_ns - s->start_ns) / 1e9;
 	fill_counters(s, b, kc);
-	fill_heap(s, b);
+	monitor__fill_report(s->monitor, &b->r);
 	fill_notes(s, b);
 	return build_suspects(s, b);
 }
@@ -522,7 +526,29 @@ static int fill_json(FILE *out, void *ctx)
 	return report__write_json(ctx, out);
 }
 
-static int write_reports(struct session *s)
+/* Harvest the live processes' outstanding blocks as of now (exited ones
+ * are already frozen in the drain). */
+static void take_snapshot(struct session *s)
+{
+	s->end_ns = now_ns();
+	drain__begin_snapshot(s->drain);
+	drain__harvest(s->drain, -1, s->opts->min_age_s * NS_PER_S, s->end_ns, false);
+}
+
+static bool any_leak_verdict(const struct report *r)
+{
+	for (size_t i = 0; i < r->nsuspects; i++)
+		if (r->suspects[i].verdict && !strcmp(r->suspects[i].verdict, "leak"))
+			return true;
+	return false;
+}
+
+/*
+ * Write the JSON report (atomically) and, unless only_json, the text
+ * report. *leak tells whether a suspect has the verdict "leak". Returns 0
+ * or -errno after printing one line.
+ */
+static int write_reports(struct session *s, bool only_json, bool *leak)
 {
 	struct report_build b;
 	int err = build_report(s, &b);
@@ -531,6 +557,7 @@ static int write_reports(struct session *s)
 		fprintf(stderr, "stray: cannot build the report: %s\n", strerror(-err));
 		goto out;
 	}
+	*leak = any_leak_verdict(&b.r);
 	if (s->opts->json_path) {
 		err = output__write_atomic(s->opts->json_path, fill_json, &b.r);
 		if (err) {
@@ -538,11 +565,28 @@ static int write_reports(struct session *s)
 			goto out;
 		}
 	}
-	err = report__write_text(&b.r, stdout, s->opts->top);
-	fflush(stdout);
+	if (!only_json) {
+		err = report__write_text(&b.r, stdout, s->opts->top);
+		fflush(stdout);
+	}
 out:
 	free_report(&b);
 	return err;
+}
+
+/* --report-every: rewrite the JSON report with the latest state. A failed
+ * rewrite is reported and retried at the next period, never fatal. */
+static void periodic_report(struct session *s)
+{
+	uint64_t t = now_ns();
+	bool leak;
+
+	if (s->opts->report_every_s <= 0 || !s->opts->json_path ||
+	    t - s->last_report_ns < s->opts->report_every_s * NS_PER_S)
+		return;
+	s->last_report_ns = t;
+	take_snapshot(s);
+	write_reports(s, true, &leak);
 }
 
 /* ---- set-up and tear-down ---- */
@@ -594,7 +638,7 @@ static void finish_window(struct session *s)
 		s->exit_status = tracee__root_status(s->tracee);
 	}
 	drain_interval(s);
-	drain__harvest(s->drain, -1, s->opts->min_age_s * NS_PER_S, s->end_ns, false);
+	take_snapshot(s);
 }
 
 static int session_open(struct session *s, const struct session_opts *opts)
@@ -604,11 +648,19 @@ static int session_open(struct session *s, const struct session_opts *opts)
 		.max_sites = opts->max_sites,
 		.max_targets = opts->max_procs,
 	};
+	struct monitor_opts mo = {
+		.growth_alert_bytes_per_hour = opts->growth_alert_bph,
+		.heap_warn_bytes = opts->heap_warn_bytes,
+		.heap_critical_bytes = opts->heap_critical_bytes,
+		.oom_horizon_s = opts->oom_horizon_s,
+		.alerts_path = opts->alerts_path,
+		.max_sites = opts->max_sites,
+		.tracked_from_start = opts->command != NULL,
+	};
 	const char *errmsg;
 
 	memset(s, 0, sizeof(*s));
 	s->opts = opts;
-	s->sample_stride = 1;
 	s->pids = calloc(opts->max_procs, sizeof(*s->pids));
 	s->live = calloc(opts->max_procs, sizeof(*s->live));
 	s->sym = symbolizer__new();
@@ -628,12 +680,19 @@ static int session_open(struct session *s, const struct session_opts *opts)
 		fprintf(stderr, "stray: out of memory\n");
 		return -1;
 	}
+	s->monitor = monitor__new(&mo, s->drain, s->sym);
+	if (!s->monitor) {
+		fprintf(stderr, "stray: %s: %s\n", opts->alerts_path ? opts->alerts_path : "monitor",
+			strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 
 static void session_close(struct session *s)
 {
 	tracee__free(s->tracee);
+	monitor__free(s->monitor);
 	drain__free(s->drain);
 	loader__free(s->loader);
 	symbolizer__free(s->sym);
@@ -645,6 +704,7 @@ int session__run(const struct session_opts *opts)
 {
 	struct session *s = calloc(1, sizeof(*s));
 	int sfd = -1, pidfd = -1, status = 1;
+	bool leak = false;
 	sigset_t mask;
 
 	if (!s) {
@@ -658,13 +718,15 @@ int session__run(const struct session_opts *opts)
 	}
 	if (session_open(s, opts) || start_targets(s, &pidfd))
 		goto out;
-	s->start_ns = now_ns();
+	s->start_ns = s->last_report_ns = now_ns();
 	if (event_loop(s, sfd, pidfd) || s->failed)
 		goto out;
 	finish_window(s);
-	if (write_reports(s))
+	if (write_reports(s, false, &leak))
 		goto out;
 	status = opts->command ? (s->has_exit_code ? s->exit_status : 0) : 0;
+	if (opts->fail_on_leak && leak)
+		status = STRAY_EXIT_LEAK;
 out:
 	session_close(s);
 	free(s);

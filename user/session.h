@@ -21,7 +21,19 @@ struct session_opts {
 	uint32_t max_sites;
 	uint32_t max_procs;
 	bool verbose;
+	/* growth analysis and alerts */
+	bool watch;                 /* --watch: continuous, until stopped */
+	double report_every_s;      /* --report-every: rewrite --json periodically; 0 off */
+	const char *alerts_path;    /* --alerts FILE ("-" stdout) */
+	double growth_alert_bph;    /* --growth-alert, bytes per hour */
+	uint64_t heap_warn_bytes;   /* --heap-warn, 0 off */
+	uint64_t heap_critical_bytes;
+	double oom_horizon_s;       /* --oom-horizon */
+	bool fail_on_leak;          /* --fail-on-leak: exit 3 on a "leak" verdict */
 };
+
+/* Exit status of stray when --fail-on-leak finds a suspect with verdict "leak". */
+#define STRAY_EXIT_LEAK 3
 
 /*
  * Run the session to its end and write the reports. Returns the process

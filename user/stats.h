@@ -2,6 +2,9 @@
 /*
  * Robust trend statistics: Theil–Sen slope and the Mann–Kendall test.
  * Pure C, no I/O, no allocation beyond what the caller passes in.
+ * (Exception, invisible to the caller: Theil–Sen over more than 64 points
+ * keeps its pairwise slopes in a malloc'ed scratch freed before it returns,
+ * and thins the series to 64 points if that malloc fails.)
  */
 #ifndef STRAY_STATS_H
 #define STRAY_STATS_H

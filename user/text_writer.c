@@ -19,7 +19,9 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
+#include "alerts.h"
 #include "output.h"
 
 /* Room for "-1023.9 EiB" and more. */
@@ -92,6 +94,11 @@ static void print_suspect(const struct report_suspect *s, FILE *out)
 		" allocations, %" PRIu64 " frees)\n",
 		s->bytes, s->allocations, s->pid, s->oldest_age_s, s->total_bytes,
 		s->total_allocations, s->frees);
+	if (s->verdict && isnan(s->trend_p))
+		fprintf(out, "  verdict: %s (rank %d, score %.1f)\n", s->verdict, s->rank, s->score);
+	else if (s->verdict)
+		fprintf(out, "  verdict: %s (rank %d, score %.1f, grows %+.0f bytes/s, trend p=%.2g)\n",
+			s->verdict, s->rank, s->score, s->growth_bytes_per_s, s->trend_p);
 	if (s->nframes == 0)
 		fputs("    (no stack captured)\n", out);
 	for (size_t i = 0; i < s->nframes; i++)
@@ -99,8 +106,17 @@ static void print_suspect(const struct report_suspect *s, FILE *out)
 	fputc('\n', out);
 }
 
+static int by_rank(const void *a, const void *b)
+{
+	const struct report_suspect *x = *(const struct report_suspect *const *)a;
+	const struct report_suspect *y = *(const struct report_suspect *const *)b;
+
+	return (x->rank > y->rank) - (x->rank < y->rank);
+}
+
 static void print_suspects(const struct report *r, FILE *out, int top)
 {
+	const struct report_suspect **order;
 	size_t shown = r->nsuspects;
 
 	if (r->nsuspects == 0) {
@@ -110,8 +126,15 @@ static void print_suspects(const struct report *r, FILE *out, int top)
 	}
 	if (top > 0 && (size_t)top < shown)
 		shown = (size_t)top;
+	/* People read the highest-ranked first; the JSON keeps bytes order. */
+	order = malloc(r->nsuspects * sizeof(*order));
+	for (size_t i = 0; order && i < r->nsuspects; i++)
+		order[i] = &r->suspects[i];
+	if (order)
+		qsort(order, r->nsuspects, sizeof(*order), by_rank);
 	for (size_t i = 0; i < shown; i++)
-		print_suspect(&r->suspects[i], out);
+		print_suspect(order ? order[i] : &r->suspects[i], out);
+	free(order);
 	if (shown < r->nsuspects)
 		fprintf(out, "(%zu more suspects not shown)\n\n", r->nsuspects - shown);
 }
@@ -151,6 +174,17 @@ static void print_sample(const char *label, const struct report_heap_sample *s, 
 		human((double)s->tracked_bytes, c));
 }
 
+static void print_trend(const char *name, const struct report_trend *t, FILE *out)
+{
+	char h[HUMAN_LEN];
+
+	if (isnan(t->p))
+		return;
+	fprintf(out, "  robust trend %-7s %+.0f bytes/hour (%s/h), p=%.2g%s\n", name,
+		t->slope_bytes_per_hour, human(t->slope_bytes_per_hour, h), t->p,
+		t->sustained ? ", sustained growth" : t->significant ? ", grew, now flat" : "");
+}
+
 static void print_heap(const struct report *r, FILE *out)
 {
 	char a[HUMAN_LEN], b[HUMAN_LEN];
@@ -167,6 +201,57 @@ static void print_heap(const struct report *r, FILE *out)
 		"  trend: rss %+.0f bytes/hour (%s/h), tracked %+.0f bytes/hour (%s/h)\n",
 		r->rss_slope_bytes_per_hour, human(r->rss_slope_bytes_per_hour, a),
 		r->tracked_slope_bytes_per_hour, human(r->tracked_slope_bytes_per_hour, b));
+	print_trend("rss", &r->rss_trend, out);
+	print_trend("anon", &r->anon_trend, out);
+	print_trend("tracked", &r->tracked_trend, out);
+	if (r->has_cgroup) {
+		fprintf(out, "  cgroup %s: %s of %s limit", r->cgroup_path ? r->cgroup_path : "?",
+			human((double)r->cgroup_usage_bytes, a), human((double)r->cgroup_limit_bytes, b));
+		if (r->cgroup_projected_s >= 0)
+			fprintf(out, ", limit reached in %.0f s at the current slope", r->cgroup_projected_s);
+		fputc('\n', out);
+	}
+}
+
+static void print_alerts(const struct report *r, FILE *out)
+{
+	if (!r->nalerts)
+		return;
+	fprintf(out, "alerts: %zu\n", r->nalerts);
+	for (size_t i = 0; i < r->nalerts; i++) {
+		const struct alert *al = &r->alerts[i];
+
+		fprintf(out, "  t=%.1f s %s %s pid %d: %s\n", al->t_s, al->critical ? "CRITICAL" : "warning",
+			alert_kind__name(al->kind), al->pid, al->message);
+		for (size_t f = 0; f < al->nframes && f < 3; f++)
+			print_frame(&al->frames[f], f, out);
+	}
+}
+
+static void print_timers(const struct report *r, FILE *out)
+{
+	if (!r->ntimers && !r->nitimers)
+		return;
+	fprintf(out, "timers: %zu site%s still holding timers (%" PRIu64 " created, %" PRIu64
+		" released in the window)\n", r->ntimers, r->ntimers == 1 ? "" : "s",
+		r->timers_created, r->timers_released);
+	for (size_t i = 0; i < r->ntimers; i++) {
+		const struct report_timer *t = &r->timers[i];
+
+		fprintf(out, "%" PRIu64 " %s timer%s from pid %d (%" PRIu64 " armed, %" PRIu64 " periodic",
+			t->outstanding, t->kind, t->outstanding == 1 ? "" : "s", t->pid, t->armed,
+			t->periodic);
+		if (t->interval_ns >= 0)
+			fprintf(out, ", every %.3f s", t->interval_ns / 1e9);
+		fputs(")\n", out);
+		for (size_t f = 0; f < t->nframes; f++)
+			print_frame(&t->frames[f], f, out);
+	}
+	for (size_t i = 0; i < r->nitimers; i++)
+		fprintf(out, "interval timer %s of pid %d: next in %.3f s, every %.3f s\n",
+			r->itimers[i].which, r->itimers[i].pid, r->itimers[i].value_ns / 1e9,
+			r->itimers[i].interval_ns / 1e9);
+	fputc('\n', out);
 }
 
 static void print_notes(const struct report *r, FILE *out)
@@ -186,8 +271,10 @@ int report__write_text(const struct report *r, FILE *out, int top)
 	print_header(r, out);
 	fputc('\n', out);
 	print_suspects(r, out, top);
+	print_timers(r, out);
 	print_summary(r, out);
 	print_heap(r, out);
+	print_alerts(r, out);
 	print_notes(r, out);
 	/* stdio keeps the error sticky: one check covers every write above. */
 	return ferror(out) ? -EIO : 0;

@@ -96,6 +96,10 @@ struct site_assessment {
  * held; stable = memory held without a significant trend or after a
  * plateau; transient = live bytes under 10% of the site's peak in the
  * history, or nothing outstanding.
+ * (leak and growing also need the growth to be material: over the recent
+ * half the site gained at least 2% of its live bytes, so a noisy plateau
+ * that Mann–Kendall flags by chance stays stable; see trend.c.)
+ * Sites dropped from a full history count once per refused or evicted add.
  * Score: higher ranks first; a steady leak scores above a filled cache,
  * and a sawtooth below both (see trend.c for the formula).
  */
