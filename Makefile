@@ -32,7 +32,7 @@ FIXTURES    := $(patsubst tests/fixtures/%.c,$(BUILD)/fixtures/%,$(FIXTURE_SRCS)
 FIXTURE_CFLAGS := -O0 -g -fno-omit-frame-pointer -fno-inline -Wall -Wextra -Werror -pthread
 
 .SECONDARY:
-.PHONY: all test unit-test bpf-test e2e-test demo bench clean deps
+.PHONY: all test unit-test bpf-test e2e-test soak demo bench clean deps
 all: $(BUILD)/stray
 
 deps:
@@ -108,6 +108,10 @@ $(BUILD)/bench/trapfloor: tests/bench/trapfloor.c $(LIB_OBJS) | $(BUILD)/bench
 # Benchmarks are not tests: they print ratios measured in one run.
 bench: $(BUILD)/stray $(BUILD)/bench/malloc_bench $(BUILD)/bench/trapfloor
 	BUILD=$(BUILD) ./scripts/bench.sh
+
+# Soak (not a test): stray --watch for 30 minutes, its RSS must stay flat.
+soak: $(BUILD)/stray $(BUILD)/fixtures/growth
+	BUILD=$(BUILD) ./scripts/soak.sh
 
 clean:
 	rm -rf $(BUILD)
