@@ -22,6 +22,7 @@
 #include <json-c/json.h>
 
 #include "alerts.h"
+#include "json_util.h"
 
 /* Raised conditions tracked at once; beyond this new ones are counted.
  * Overridable only to exercise wrap-around in the table with a tiny one. */
@@ -163,91 +164,6 @@ static int keep(struct alerts *a, const struct alert *al)
 
 /* ---- JSON ---- */
 
-/* Add val under key, releasing val when the insert fails so callers chain
- * with ||. A NULL val is a failed allocation. */
-static int add(struct json_object *obj, const char *key, struct json_object *val)
-{
-	if (!val)
-		return -1;
-	if (json_object_object_add(obj, key, val)) {
-		json_object_put(val);
-		return -1;
-	}
-	return 0;
-}
-
-/* json-c's JSON null is a NULL value, which add() takes for a failure. */
-static int add_null(struct json_object *obj, const char *key)
-{
-	return json_object_object_add(obj, key, NULL) ? -1 : 0;
-}
-
-static int add_str_or_null(struct json_object *obj, const char *key, const char *s)
-{
-	return s ? add(obj, key, json_object_new_string(s)) : add_null(obj, key);
-}
-
-/*
- * A double that prints in its shortest round-tripping form (0.1, not
- * 0.10000000000000001) and always with a fraction or exponent, so readers
- * see a float even for whole values. JSON has no NaN/inf: those are null.
- */
-static int add_float(struct json_object *obj, const char *key, double d)
-{
-	char buf[48];
-
-	if (!isfinite(d))
-		return add_null(obj, key);
-	snprintf(buf, sizeof(buf), "%.15g", d);
-	if (strtod(buf, NULL) != d)
-		snprintf(buf, sizeof(buf), "%.17g", d);
-	if (!strpbrk(buf, ".eE"))
-		strcat(buf, ".0");
-	return add(obj, key, json_object_new_double_s(d, buf));
-}
-
-static struct json_object *frame_to_json(const struct report_frame *f)
-{
-	struct json_object *o = json_object_new_object();
-	char addr[2 + 16 + 1];
-
-	if (!o)
-		return NULL;
-	/* A string: JSON readers lose precision above 2^53, and people grep
-	 * for addresses in hex (same shape as the report's stacks). */
-	snprintf(addr, sizeof(addr), "0x%" PRIx64, f->address);
-	if (add(o, "address", json_object_new_string(addr)) ||
-	    add(o, "module", json_object_new_string(f->module ? f->module : "[unknown]")) ||
-	    add_str_or_null(o, "function", f->function) ||
-	    /* An offset only means something relative to a known symbol. */
-	    (f->function && f->offset >= 0 ? add(o, "offset", json_object_new_int64(f->offset))
-					   : add_null(o, "offset")) ||
-	    add_str_or_null(o, "file", f->file) ||
-	    (f->line > 0 ? add(o, "line", json_object_new_int(f->line)) : add_null(o, "line"))) {
-		json_object_put(o);
-		return NULL;
-	}
-	return o;
-}
-
-static struct json_object *stack_to_json(const struct alert *al)
-{
-	struct json_object *arr = json_object_new_array(), *f;
-	size_t i;
-
-	if (!arr)
-		return NULL;
-	for (i = 0; al->frames && i < al->nframes; i++) {
-		f = frame_to_json(&al->frames[i]);
-		if (!f || json_object_array_add(arr, f)) {
-			json_object_put(f);
-			json_object_put(arr);
-			return NULL;
-		}
-	}
-	return arr;
-}
-
 struct json_object *alert__to_json(const struct alert *al)
 {
 	struct json_object *o;
@@ -257,15 +173,15 @@ struct json_object *alert__to_json(const struct alert *al)
 	o = json_object_new_object();
 	if (!o)
 		return NULL;
-	if (add_float(o, "t_s", al->t_s) ||
-	    add(o, "kind", json_object_new_string(alert_kind__name(al->kind))) ||
-	    add(o, "severity", json_object_new_string(al->critical ? "critical" : "warning")) ||
-	    add(o, "pid", json_object_new_int(al->pid)) ||
-	    add(o, "message", json_object_new_string_len(al->message,
+	if (json__add_float(o, "t_s", al->t_s) ||
+	    json__add(o, "kind", json_object_new_string(alert_kind__name(al->kind))) ||
+	    json__add(o, "severity", json_object_new_string(al->critical ? "critical" : "warning")) ||
+	    json__add(o, "pid", json_object_new_int(al->pid)) ||
+	    json__add(o, "message", json_object_new_string_len(al->message,
 			    (int)strnlen(al->message, sizeof(al->message)))) ||
-	    add_float(o, "value", al->value) ||
-	    add_float(o, "threshold", al->threshold) ||
-	    (al->kind == ALERT_SITE_GROWTH && add(o, "stack", stack_to_json(al)))) {
+	    json__add_float(o, "value", al->value) ||
+	    json__add_float(o, "threshold", al->threshold) ||
+	    (al->kind == ALERT_SITE_GROWTH && json__add(o, "stack", json__stack(al->frames, al->nframes)))) {
 		json_object_put(o);
 		return NULL;
 	}

@@ -33,80 +33,8 @@
 #include <json-c/json.h>
 
 #include "alerts.h"
+#include "json_util.h"
 #include "output.h"
-
-/*
- * Add val under key, taking ownership of val either way. json-c leaves val
- * with the caller when the insert fails, so release it here to keep callers
- * a single "if (add(...)) goto fail".
- */
-static int add(struct json_object *obj, const char *key, struct json_object *val)
-{
-	if (!val)
-		return -1;
-	if (json_object_object_add(obj, key, val)) {
-		json_object_put(val);
-		return -1;
-	}
-	return 0;
-}
-
-/* Add a JSON null: json-c represents it as a NULL value, which add() would
- * mistake for an allocation failure. */
-static int add_null(struct json_object *obj, const char *key)
-{
-	return json_object_object_add(obj, key, NULL) ? -1 : 0;
-}
-
-static int push(struct json_object *arr, struct json_object *val)
-{
-	if (!val)
-		return -1;
-	if (json_object_array_add(arr, val)) {
-		json_object_put(val);
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * A double that always serialises as a JSON float: the shortest of %.15g and
- * %.17g that reads back to the same value, with ".0" added to integral values
- * so that 60 s stays a float for typed consumers (json-c would parse "60" back
- * as an int). JSON has no NaN or infinity; those become null, which is better
- * than the invalid document json-c would otherwise print.
- */
-static struct json_object *new_float(double d)
-{
-	char buf[48];
-
-	if (!isfinite(d))
-		return NULL;
-	snprintf(buf, sizeof(buf), "%.15g", d);
-	if (strtod(buf, NULL) != d)
-		snprintf(buf, sizeof(buf), "%.17g", d);
-	if (!strpbrk(buf, ".eE"))
-		strcat(buf, ".0");
-	return json_object_new_double_s(d, buf);
-}
-
-static int add_float(struct json_object *obj, const char *key, double d)
-{
-	if (!isfinite(d))
-		return add_null(obj, key);
-	return add(obj, key, new_float(d));
-}
-
-static int add_u64(struct json_object *obj, const char *key, uint64_t v)
-{
-	return add(obj, key, json_object_new_uint64(v));
-}
-
-/* Nullable string: NULL means "unknown" and is written as null. */
-static int add_str_or_null(struct json_object *obj, const char *key, const char *s)
-{
-	return s ? add(obj, key, json_object_new_string(s)) : add_null(obj, key);
-}
 
 static struct json_object *build_target(const struct report *r)
 {
@@ -115,23 +43,23 @@ static struct json_object *build_target(const struct report *r)
 	if (!t)
 		return NULL;
 	pids = json_object_new_array();
-	if (add(t, "pids", pids))
+	if (json__add(t, "pids", pids))
 		goto fail;
 	for (size_t i = 0; i < r->npids; i++)
-		if (push(pids, json_object_new_int(r->pids[i])))
+		if (json__push(pids, json_object_new_int(r->pids[i])))
 			goto fail;
 	if (r->command) {
 		cmd = json_object_new_array();
-		if (add(t, "command", cmd))
+		if (json__add(t, "command", cmd))
 			goto fail;
 		for (char *const *a = r->command; *a; a++)
-			if (push(cmd, json_object_new_string(*a)))
+			if (json__push(cmd, json_object_new_string(*a)))
 				goto fail;
-	} else if (add_null(t, "command")) {
+	} else if (json__add_null(t, "command")) {
 		goto fail;
 	}
-	if (r->has_exit_code ? add(t, "exit_code", json_object_new_int(r->exit_code))
-			     : add_null(t, "exit_code"))
+	if (r->has_exit_code ? json__add(t, "exit_code", json_object_new_int(r->exit_code))
+			     : json__add_null(t, "exit_code"))
 		goto fail;
 	return t;
 fail:
@@ -143,7 +71,7 @@ static struct json_object *build_window(const struct report *r)
 {
 	struct json_object *w = json_object_new_object();
 
-	if (w && add_float(w, "duration_s", r->duration_s)) {
+	if (w && json__add_float(w, "duration_s", r->duration_s)) {
 		json_object_put(w);
 		return NULL;
 	}
@@ -160,7 +88,7 @@ static struct json_object *build_dropped(const struct report *r)
 		/* A nameless counter is a bug upstream; keep its value visible. */
 		const char *name = r->dropped[i].name ? r->dropped[i].name : "unnamed";
 
-		if (add_u64(d, name, r->dropped[i].value)) {
+		if (json__add_u64(d, name, r->dropped[i].value)) {
 			json_object_put(d);
 			return NULL;
 		}
@@ -174,69 +102,41 @@ static struct json_object *build_totals(const struct report *r)
 
 	if (!t)
 		return NULL;
-	if (add_u64(t, "allocations", r->allocations) ||
-	    add_u64(t, "frees", r->frees) ||
-	    add_u64(t, "outstanding_bytes", r->outstanding_bytes) ||
-	    add_u64(t, "outstanding_allocations", r->outstanding_allocations) ||
-	    add_u64(t, "unmatched_frees", r->unmatched_frees) ||
-	    add_u64(t, "timers_created", r->timers_created) ||
-	    add_u64(t, "timers_released", r->timers_released) ||
-	    add(t, "dropped", build_dropped(r))) {
+	if (json__add_u64(t, "allocations", r->allocations) ||
+	    json__add_u64(t, "frees", r->frees) ||
+	    json__add_u64(t, "outstanding_bytes", r->outstanding_bytes) ||
+	    json__add_u64(t, "outstanding_allocations", r->outstanding_allocations) ||
+	    json__add_u64(t, "unmatched_frees", r->unmatched_frees) ||
+	    json__add_u64(t, "timers_created", r->timers_created) ||
+	    json__add_u64(t, "timers_released", r->timers_released) ||
+	    json__add(t, "dropped", build_dropped(r))) {
 		json_object_put(t);
 		return NULL;
 	}
 	return t;
 }
 
-struct json_object *report__frame_json(const struct report_frame *f)
-{
-	struct json_object *o = json_object_new_object();
-	char addr[2 + 16 + 1];
-
-	if (!o)
-		return NULL;
-	/* A string, not a number: JSON readers lose precision above 2^53 and
-	 * people grep for addresses in hex. */
-	snprintf(addr, sizeof(addr), "0x%" PRIx64, f->address);
-	if (add(o, "address", json_object_new_string(addr)) ||
-	    add(o, "module", json_object_new_string(f->module ? f->module : "[unknown]")) ||
-	    add_str_or_null(o, "function", f->function) ||
-	    /* An offset is only meaningful relative to a known symbol. */
-	    (f->function && f->offset >= 0 ? add(o, "offset", json_object_new_int64(f->offset))
-					   : add_null(o, "offset")) ||
-	    add_str_or_null(o, "file", f->file) ||
-	    (f->line > 0 ? add(o, "line", json_object_new_int(f->line)) : add_null(o, "line"))) {
-		json_object_put(o);
-		return NULL;
-	}
-	return o;
-}
-
 static struct json_object *build_suspect(const struct report_suspect *s)
 {
-	struct json_object *o = json_object_new_object(), *stack;
+	struct json_object *o = json_object_new_object();
 
 	if (!o)
 		return NULL;
-	if (add(o, "pid", json_object_new_int(s->pid)) ||
-	    add_u64(o, "bytes", s->bytes) ||
-	    add_u64(o, "allocations", s->allocations) ||
-	    add_float(o, "oldest_age_s", s->oldest_age_s) ||
-	    add_u64(o, "total_bytes", s->total_bytes) ||
-	    add_u64(o, "total_allocations", s->total_allocations) ||
-	    add_u64(o, "frees", s->frees) ||
-	    add_float(o, "growth_bytes_per_s", s->growth_bytes_per_s) ||
-	    add_float(o, "trend_p", s->trend_p) ||
-	    add_float(o, "score", s->score) ||
-	    add_str_or_null(o, "verdict", s->verdict) ||
-	    add(o, "rank", json_object_new_int(s->rank)))
+	if (json__add(o, "pid", json_object_new_int(s->pid)) ||
+	    json__add_u64(o, "bytes", s->bytes) ||
+	    json__add_u64(o, "allocations", s->allocations) ||
+	    json__add_float(o, "oldest_age_s", s->oldest_age_s) ||
+	    json__add_u64(o, "total_bytes", s->total_bytes) ||
+	    json__add_u64(o, "total_allocations", s->total_allocations) ||
+	    json__add_u64(o, "frees", s->frees) ||
+	    json__add_float(o, "growth_bytes_per_s", s->growth_bytes_per_s) ||
+	    json__add_float(o, "trend_p", s->trend_p) ||
+	    json__add_float(o, "score", s->score) ||
+	    json__add_str_or_null(o, "verdict", s->verdict) ||
+	    json__add(o, "rank", json_object_new_int(s->rank)))
 		goto fail;
-	stack = json_object_new_array();
-	if (add(o, "stack", stack))
+	if (json__add(o, "stack", json__stack(s->frames, s->nframes)))
 		goto fail;
-	for (size_t i = 0; i < s->nframes; i++)
-		if (push(stack, report__frame_json(&s->frames[i])))
-			goto fail;
 	return o;
 fail:
 	json_object_put(o);
@@ -250,7 +150,7 @@ static struct json_object *build_suspects(const struct report *r)
 	if (!arr)
 		return NULL;
 	for (size_t i = 0; i < r->nsuspects; i++) {
-		if (push(arr, build_suspect(&r->suspects[i]))) {
+		if (json__push(arr, build_suspect(&r->suspects[i]))) {
 			json_object_put(arr);
 			return NULL;
 		}
@@ -264,10 +164,10 @@ static struct json_object *build_sample(const struct report_heap_sample *s)
 
 	if (!o)
 		return NULL;
-	if (add_float(o, "t_s", s->t_s) ||
-	    add_u64(o, "rss_bytes", s->rss_bytes) ||
-	    add_u64(o, "anon_bytes", s->anon_bytes) ||
-	    add_u64(o, "tracked_bytes", s->tracked_bytes)) {
+	if (json__add_float(o, "t_s", s->t_s) ||
+	    json__add_u64(o, "rss_bytes", s->rss_bytes) ||
+	    json__add_u64(o, "anon_bytes", s->anon_bytes) ||
+	    json__add_u64(o, "tracked_bytes", s->tracked_bytes)) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -278,10 +178,10 @@ static struct json_object *build_trend(const struct report_trend *t)
 {
 	struct json_object *o = json_object_new_object();
 
-	if (o && (add_float(o, "slope_bytes_per_hour", t->slope_bytes_per_hour) ||
-		  add_float(o, "p", t->p) ||
-		  add(o, "significant", json_object_new_boolean(t->significant)) ||
-		  add(o, "sustained", json_object_new_boolean(t->sustained)))) {
+	if (o && (json__add_float(o, "slope_bytes_per_hour", t->slope_bytes_per_hour) ||
+		  json__add_float(o, "p", t->p) ||
+		  json__add(o, "significant", json_object_new_boolean(t->significant)) ||
+		  json__add(o, "sustained", json_object_new_boolean(t->sustained)))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -292,9 +192,9 @@ static struct json_object *build_heap_trends(const struct report *r)
 {
 	struct json_object *o = json_object_new_object();
 
-	if (o && (add(o, "rss", build_trend(&r->rss_trend)) ||
-		  add(o, "anon", build_trend(&r->anon_trend)) ||
-		  add(o, "tracked", build_trend(&r->tracked_trend)))) {
+	if (o && (json__add(o, "rss", build_trend(&r->rss_trend)) ||
+		  json__add(o, "anon", build_trend(&r->anon_trend)) ||
+		  json__add(o, "tracked", build_trend(&r->tracked_trend)))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -305,11 +205,11 @@ static struct json_object *build_cgroup(const struct report *r)
 {
 	struct json_object *o = json_object_new_object();
 
-	if (o && (add_str_or_null(o, "path", r->cgroup_path) ||
-		  add_u64(o, "limit_bytes", r->cgroup_limit_bytes) ||
-		  add_u64(o, "usage_bytes", r->cgroup_usage_bytes) ||
-		  (r->cgroup_projected_s >= 0 ? add_float(o, "projected_s_to_limit", r->cgroup_projected_s)
-					      : add_null(o, "projected_s_to_limit")))) {
+	if (o && (json__add_str_or_null(o, "path", r->cgroup_path) ||
+		  json__add_u64(o, "limit_bytes", r->cgroup_limit_bytes) ||
+		  json__add_u64(o, "usage_bytes", r->cgroup_usage_bytes) ||
+		  (r->cgroup_projected_s >= 0 ? json__add_float(o, "projected_s_to_limit", r->cgroup_projected_s)
+					      : json__add_null(o, "projected_s_to_limit")))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -318,24 +218,20 @@ static struct json_object *build_cgroup(const struct report *r)
 
 static struct json_object *build_timer(const struct report_timer *t)
 {
-	struct json_object *o = json_object_new_object(), *stack;
+	struct json_object *o = json_object_new_object();
 
 	if (!o)
 		return NULL;
-	if (add(o, "kind", json_object_new_string(t->kind)) ||
-	    add_u64(o, "outstanding", t->outstanding) ||
-	    add_u64(o, "armed", t->armed) ||
-	    add_u64(o, "periodic", t->periodic) ||
-	    (t->interval_ns >= 0 ? add(o, "interval_ns", json_object_new_int64(t->interval_ns))
-				 : add_null(o, "interval_ns")) ||
-	    add(o, "pid", json_object_new_int(t->pid)))
+	if (json__add(o, "kind", json_object_new_string(t->kind)) ||
+	    json__add_u64(o, "outstanding", t->outstanding) ||
+	    json__add_u64(o, "armed", t->armed) ||
+	    json__add_u64(o, "periodic", t->periodic) ||
+	    (t->interval_ns >= 0 ? json__add(o, "interval_ns", json_object_new_int64(t->interval_ns))
+				 : json__add_null(o, "interval_ns")) ||
+	    json__add(o, "pid", json_object_new_int(t->pid)))
 		goto fail;
-	stack = json_object_new_array();
-	if (add(o, "stack", stack))
+	if (json__add(o, "stack", json__stack(t->frames, t->nframes)))
 		goto fail;
-	for (size_t i = 0; i < t->nframes; i++)
-		if (push(stack, report__frame_json(&t->frames[i])))
-			goto fail;
 	return o;
 fail:
 	json_object_put(o);
@@ -346,10 +242,10 @@ static struct json_object *build_itimer(const struct report_itimer *t)
 {
 	struct json_object *o = json_object_new_object();
 
-	if (o && (add(o, "pid", json_object_new_int(t->pid)) ||
-		  add(o, "which", json_object_new_string(t->which)) ||
-		  add(o, "value_ns", json_object_new_int64(t->value_ns)) ||
-		  add(o, "interval_ns", json_object_new_int64(t->interval_ns)))) {
+	if (o && (json__add(o, "pid", json_object_new_int(t->pid)) ||
+		  json__add(o, "which", json_object_new_string(t->which)) ||
+		  json__add(o, "value_ns", json_object_new_int64(t->value_ns)) ||
+		  json__add(o, "interval_ns", json_object_new_int64(t->interval_ns)))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -363,7 +259,7 @@ static struct json_object *build_array(const void *items, size_t n, size_t size,
 	struct json_object *arr = json_object_new_array();
 
 	for (size_t i = 0; arr && i < n; i++) {
-		if (push(arr, build((const char *)items + i * size))) {
+		if (json__push(arr, build((const char *)items + i * size))) {
 			json_object_put(arr);
 			return NULL;
 		}
@@ -393,15 +289,15 @@ static struct json_object *build_heap(const struct report *r)
 	if (!h)
 		return NULL;
 	samples = json_object_new_array();
-	if (add(h, "samples", samples))
+	if (json__add(h, "samples", samples))
 		goto fail;
 	for (size_t i = 0; i < r->nsamples; i++)
-		if (push(samples, build_sample(&r->samples[i])))
+		if (json__push(samples, build_sample(&r->samples[i])))
 			goto fail;
-	if (add_float(h, "rss_slope_bytes_per_hour", r->rss_slope_bytes_per_hour) ||
-	    add_float(h, "tracked_slope_bytes_per_hour", r->tracked_slope_bytes_per_hour) ||
-	    add(h, "trend", build_heap_trends(r)) ||
-	    (r->has_cgroup ? add(h, "cgroup", build_cgroup(r)) : add_null(h, "cgroup")))
+	if (json__add_float(h, "rss_slope_bytes_per_hour", r->rss_slope_bytes_per_hour) ||
+	    json__add_float(h, "tracked_slope_bytes_per_hour", r->tracked_slope_bytes_per_hour) ||
+	    json__add(h, "trend", build_heap_trends(r)) ||
+	    (r->has_cgroup ? json__add(h, "cgroup", build_cgroup(r)) : json__add_null(h, "cgroup")))
 		goto fail;
 	return h;
 fail:
@@ -418,7 +314,7 @@ static struct json_object *build_notes(const struct report *r)
 	for (size_t i = 0; i < r->nnotes; i++) {
 		if (!r->notes[i])
 			continue;
-		if (push(arr, json_object_new_string(r->notes[i]))) {
+		if (json__push(arr, json_object_new_string(r->notes[i]))) {
 			json_object_put(arr);
 			return NULL;
 		}
@@ -433,16 +329,16 @@ static struct json_object *build_report(const struct report *r)
 	if (!root)
 		return NULL;
 	/* Insertion order is output order: keep it the order of the schema. */
-	if (add(root, "version", json_object_new_int(REPORT_VERSION)) ||
-	    add(root, "target", build_target(r)) ||
-	    add(root, "window", build_window(r)) ||
-	    add(root, "totals", build_totals(r)) ||
-	    add(root, "suspects", build_suspects(r)) ||
-	    add(root, "heap", build_heap(r)) ||
-	    add(root, "notes", build_notes(r)) ||
-	    add(root, "timers", build_array(r->timers, r->ntimers, sizeof(*r->timers), timer_json)) ||
-	    add(root, "itimers", build_array(r->itimers, r->nitimers, sizeof(*r->itimers), itimer_json)) ||
-	    add(root, "alerts", build_array(r->alerts, r->nalerts, sizeof(*r->alerts), alert_json))) {
+	if (json__add(root, "version", json_object_new_int(REPORT_VERSION)) ||
+	    json__add(root, "target", build_target(r)) ||
+	    json__add(root, "window", build_window(r)) ||
+	    json__add(root, "totals", build_totals(r)) ||
+	    json__add(root, "suspects", build_suspects(r)) ||
+	    json__add(root, "heap", build_heap(r)) ||
+	    json__add(root, "notes", build_notes(r)) ||
+	    json__add(root, "timers", build_array(r->timers, r->ntimers, sizeof(*r->timers), timer_json)) ||
+	    json__add(root, "itimers", build_array(r->itimers, r->nitimers, sizeof(*r->itimers), itimer_json)) ||
+	    json__add(root, "alerts", build_array(r->alerts, r->nalerts, sizeof(*r->alerts), alert_json))) {
 		json_object_put(root);
 		return NULL;
 	}

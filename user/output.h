@@ -13,11 +13,6 @@ int report__write_json(const struct report *r, FILE *out);
  * (the JSON report is never shortened). Returns 0 or -errno. */
 int report__write_text(const struct report *r, FILE *out, int top);
 
-/* One stack frame as a JSON object (json-c), as in suspects' stacks:
- * {address "0x..", module, function|null, offset|null, file|null, line|null}.
- * Returns NULL when json-c cannot allocate. */
-struct json_object *report__frame_json(const struct report_frame *f);
-
 typedef int (*output_fill_fn)(FILE *out, void *ctx);
 
 /*
