@@ -71,11 +71,17 @@ $(BUILD)/stray-asan: $(ASAN_OBJS)
 $(BUILD)/fixtures/%: tests/fixtures/%.c | $(BUILD)/fixtures
 	$(CC) $(FIXTURE_CFLAGS) -o $@ $< $(if $(filter %_lib,$*),,-ldl)
 
+# timers: the libuv fixture links Debian's libuv1 (libuv1-dev); an explicit
+# rule wins over the pattern above.
+$(BUILD)/fixtures/uvleak: tests/fixtures/uvleak.c | $(BUILD)/fixtures
+	$(CC) $(FIXTURE_CFLAGS) -o $@ $< -luv
+
 $(BUILD)/tests/unit: $(UNIT_SRCS) $(LIB_OBJS) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $(UNIT_SRCS) $(LIB_OBJS) -lcriterion $(LDLIBS)
 
 $(BUILD)/tests/e2e: $(E2E_SRCS) $(TEST_COMMON) $(LIB_OBJS) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Itests -o $@ $(E2E_SRCS) $(TEST_COMMON) -lcriterion $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Itests -DVALGRIND_SUPP='"$(abspath tests/valgrind.supp)"' \
+		-o $@ $(E2E_SRCS) $(TEST_COMMON) -lcriterion $(LDLIBS)
 
 $(BUILD)/tests/bpf: $(BPF_TEST_SRCS) $(LIB_OBJS) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $(BPF_TEST_SRCS) $(LIB_OBJS) -lcriterion $(LDLIBS)

@@ -25,5 +25,6 @@ apt-get install -y -qq --no-install-recommends \
 	make gcc clang llvm pkg-config \
 	zlib1g-dev libzstd-dev \
 	libjson-c-dev libcriterion-dev libcap-dev \
+	libuv1-dev \
 	valgrind procps binutils >/dev/null
 echo "install-deps: ok (libbpf $(dpkg-query -W -f='${Version}' libbpf-dev), bpftool $(dpkg-query -W -f='${Version}' bpftool))"

@@ -38,6 +38,7 @@ static const char usage[] =
 	"      --heap-critical BYTES  heap_critical alert when RSS reaches BYTES (default off)\n"
 	"      --oom-horizon SECS oom_projection when the cgroup limit is nearer (default 3600)\n"
 	"      --fail-on-leak     exit with status 3 when a suspect's verdict is \"leak\"\n"
+	"      --no-timers        do not trace timerfd, POSIX, interval and libuv timers\n"
 	"  -v, --verbose          log attachments and drains on stderr\n"
 	"  -h, --help             show this help\n"
 	"  -V, --version          show the version\n";
@@ -85,7 +86,7 @@ static int parse_count(const char *opt, const char *text, long min, long max, lo
 enum {
 	OPT_MIN_AGE = 256, OPT_JSON, OPT_TOP, OPT_MAX_ALLOCS, OPT_MAX_SITES, OPT_MAX_PROCS,
 	OPT_WATCH, OPT_REPORT_EVERY, OPT_ALERTS, OPT_GROWTH_ALERT, OPT_HEAP_WARN, OPT_HEAP_CRITICAL,
-	OPT_OOM_HORIZON, OPT_FAIL_ON_LEAK,
+	OPT_OOM_HORIZON, OPT_FAIL_ON_LEAK, OPT_NO_TIMERS,
 };
 
 /* A byte count with an optional binary suffix: 512, 64K, 5M, 2G, 1T. */
@@ -133,6 +134,7 @@ static const struct option long_options[] = {
 	{ "heap-critical", required_argument, NULL, OPT_HEAP_CRITICAL },
 	{ "oom-horizon", required_argument, NULL, OPT_OOM_HORIZON },
 	{ "fail-on-leak", no_argument, NULL, OPT_FAIL_ON_LEAK },
+	{ "no-timers", no_argument, NULL, OPT_NO_TIMERS },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -234,6 +236,9 @@ static int parse_growth_option(int c, struct session_opts *o)
 		return parse_seconds("--oom-horizon", optarg, &o->oom_horizon_s, false);
 	case OPT_FAIL_ON_LEAK:
 		o->fail_on_leak = true;
+		return 0;
+	case OPT_NO_TIMERS:
+		o->no_timers = true;
 		return 0;
 	case 'h':
 		fputs(usage, stdout);

@@ -21,6 +21,7 @@
 #include "report.h"
 #include "session.h"
 #include "symbolize.h"
+#include "timers.h"
 #include "tracee.h"
 
 #define MAX_MAPS_BYTES (16u << 20)
@@ -35,6 +36,8 @@ struct session {
 	struct symbolizer *sym;
 	struct tracee *tracee;
 	struct monitor *monitor;
+	struct timers *timers; /* NULL with --no-timers or when the kernel lacks them */
+	const char *timers_unavailable; /* why timers are off, for the report's notes */
 	/* every process traced in the window, and whether it still lives */
 	int *pids;
 	bool *live;
@@ -119,9 +122,14 @@ static int attach(struct session *s, int pid, bool at_exec)
 	for (size_t i = 0; i < alloc.nobjects && !err; i++)
 		logv(s, "pid %d: probes on %s", pid, alloc.objects[i].path);
 	allocator__clear(&alloc);
-	if (!err)
-		snapshot_maps(s, pid);
-	return err;
+	if (err)
+		return err;
+	snapshot_maps(s, pid);
+	/* Timers are extra: a process whose timers cannot be traced still has
+	 * its memory traced. */
+	if (s->timers && (err = timers__attach(s->timers, pid, at_exec)))
+		logv(s, "pid %d: timers not traced: %s", pid, strerror(-err));
+	return 0;
 }
 
 static void report_attach_error(int pid, const char *what, int err)
@@ -147,6 +155,8 @@ static int on_exec(void *ctx, int pid)
 	/* exec replaced the address space: what the old image held is gone,
 	 * not leaked. (Nothing to forget at the command's own first exec.) */
 	drain__forget(s->drain, pid);
+	if (s->timers)
+		timers__on_exec(s->timers, pid);
 	err = attach(s, pid, true);
 
 	if (err && pid == tracee__root_pid(s->tracee)) {
@@ -178,6 +188,9 @@ static void on_exit_stop(void *ctx, int pid)
 		drain_interval(s);
 	else
 		snapshot_maps(s, pid);
+	/* Its fds are still open: freeze the timers it holds at exit. */
+	if (s->timers)
+		timers__on_exit(s->timers, pid);
 }
 
 static void on_exited(void *ctx, int pid, int status)
@@ -186,6 +199,8 @@ static void on_exited(void *ctx, int pid, int status)
 
 	(void)status;
 	loader__detach(s->loader, pid);
+	if (s->timers)
+		timers__detach(s->timers, pid);
 	mark_dead(s, pid);
 	/* A child's outstanding blocks are final once it is gone: fold them
 	 * into the report now and free its kernel state. The root's stay for
@@ -229,6 +244,8 @@ static void drain_interval(struct session *s)
 		sample.anon_bytes += anon;
 		readings++;
 		snapshot_maps(s, s->pids[i]);
+		if (s->timers)
+			timers__reconcile(s->timers, s->pids[i]);
 	}
 	monitor__begin_interval(s->monitor, sample.t_s);
 	err = drain__sites_pass(s->drain, -1, &sample.tracked_bytes, monitor__site_view, s->monitor);
@@ -381,14 +398,35 @@ static const struct counter_name drain_drops[] = {
 		sizeof(drain_drops) / sizeof(drain_drops[0]) + 4)
 
 /* Storage behind a struct report while it is being written. */
+#define MAX_TIMER_DROPS 32
+
 struct report_build {
 	struct report r;
-	struct report_counter dropped[NDROPS];
+	struct report_counter dropped[NDROPS + MAX_TIMER_DROPS];
 	struct site_live *sites;
 	struct report_suspect *suspects;
 	struct report_frame *frames;
-	const char *notes[4];
+	struct timer_group *groups;
+	struct report_timer *timers;
+	struct report_frame *timer_frames;
+	struct itimer_state *itimer_states;
+	struct report_itimer *itimers;
+	const char *notes[5];
 };
+
+static size_t timer_drops(struct session *s, struct report_counter *out)
+{
+	const char *names[MAX_TIMER_DROPS];
+	uint64_t values[MAX_TIMER_DROPS];
+	size_t n;
+
+	if (!s->timers)
+		return 0;
+	n = timers__dropped(s->timers, names, values, MAX_TIMER_DROPS);
+	for (size_t i = 0; i < n; i++)
+		out[i] = (struct report_counter){ names[i], values[i] };
+	return n;
+}
 
 static void fill_counters(struct session *s, struct report_build *b, uint64_t *kc)
 {
@@ -409,6 +447,7 @@ static void fill_counters(struct session *s, struct report_build *b, uint64_t *k
 	b->dropped[n++] = (struct report_counter){ "sites_without_history",
 						   monitor__sites_dropped(s->monitor) };
 	b->dropped[n++] = (struct report_counter){ "alerts_not_kept", monitor__alerts_dropped(s->monitor) };
+	n += timer_drops(s, &b->dropped[n]);
 	b->r.dropped = b->dropped;
 	b->r.ndropped = n;
 }
@@ -489,8 +528,54 @@ static void fill_notes(struct session *s, struct report_build *b)
 				"outstanding block";
 	b->notes[n++] = "stacks are unwound with frame pointers: frames inside code built without "
 			"them may be missing";
+	if (s->timers_unavailable)
+		b->notes[n++] = s->timers_unavailable;
 	b->r.notes = b->notes;
 	b->r.nnotes = n;
+}
+
+/* Timers still held, grouped by creation stack, symbolized. */
+static int build_timers(struct session *s, struct report_build *b)
+{
+	size_t ngroups = 0, nframes = 0, f = 0, nit = 0;
+	int err;
+
+	if (!s->timers)
+		return 0;
+	err = timers__collect(s->timers, &b->groups, &ngroups);
+	if (!err)
+		err = timers__itimers(s->timers, &b->itimer_states, &nit);
+	if (err)
+		return err;
+	for (size_t i = 0; i < ngroups; i++)
+		nframes += b->groups[i].depth;
+	b->timers = calloc(ngroups + 1, sizeof(*b->timers));
+	b->timer_frames = calloc(nframes + 1, sizeof(*b->timer_frames));
+	b->itimers = calloc(nit + 1, sizeof(*b->itimers));
+	if (!b->timers || !b->timer_frames || !b->itimers)
+		return -ENOMEM;
+	for (size_t i = 0; i < ngroups; i++) {
+		const struct timer_group *g = &b->groups[i];
+
+		b->timers[i] = (struct report_timer){
+			.kind = g->kind, .pid = g->pid, .outstanding = g->outstanding,
+			.armed = g->armed, .periodic = g->periodic, .interval_ns = g->interval_ns,
+			.nframes = g->depth, .frames = &b->timer_frames[f],
+		};
+		for (uint32_t d = 0; d < g->depth; d++)
+			symbolizer__resolve(s->sym, g->pid, g->ips[d], &b->timer_frames[f++]);
+	}
+	for (size_t i = 0; i < nit; i++)
+		b->itimers[i] = (struct report_itimer){
+			.pid = b->itimer_states[i].pid, .which = b->itimer_states[i].which,
+			.value_ns = b->itimer_states[i].value_ns, .interval_ns = b->itimer_states[i].interval_ns,
+		};
+	b->r.timers = b->timers;
+	b->r.ntimers = ngroups;
+	b->r.itimers = b->itimers;
+	b->r.nitimers = nit;
+	timers__totals(s->timers, &b->r.timers_created, &b->r.timers_released);
+	return 0;
 }
 
 static int build_report(struct session *s, struct report_build *b)
@@ -511,7 +596,8 @@ static int build_report(struct session *s, struct report_build *b)
 	fill_counters(s, b, kc);
 	monitor__fill_report(s->monitor, &b->r);
 	fill_notes(s, b);
-	return build_suspects(s, b);
+	err = build_timers(s, b);
+	return err ? err : build_suspects(s, b);
 }
 
 static void free_report(struct report_build *b)
@@ -519,6 +605,11 @@ static void free_report(struct report_build *b)
 	free(b->sites);
 	free(b->suspects);
 	free(b->frames);
+	free(b->groups);
+	free(b->timers);
+	free(b->timer_frames);
+	free(b->itimer_states);
+	free(b->itimers);
 }
 
 static int fill_json(FILE *out, void *ctx)
@@ -638,7 +729,27 @@ static void finish_window(struct session *s)
 		s->exit_status = tracee__root_status(s->tracee);
 	}
 	drain_interval(s);
+	/* An attached process that is gone: what it held at exit is frozen. */
+	if (s->timers && s->opts->pid && kill(s->opts->pid, 0))
+		timers__on_exit(s->timers, s->opts->pid);
 	take_snapshot(s);
+}
+
+/* Timer tracing is on by default but never fatal: without it (--no-timers,
+ * or a kernel that cannot load it) memory is still traced, and the report
+ * says why timers are missing. */
+static void open_timers(struct session *s)
+{
+	struct timers_opts to = { .max_targets = s->opts->max_procs };
+	const char *errmsg = NULL;
+
+	if (s->opts->no_timers)
+		return;
+	s->timers = timers__new(&to, &errmsg);
+	if (!s->timers) {
+		s->timers_unavailable = "timers are not traced: the kernel side could not be loaded";
+		logv(s, "timers off: %s: %s", errmsg ? errmsg : "timers", strerror(errno));
+	}
 }
 
 static int session_open(struct session *s, const struct session_opts *opts)
@@ -680,6 +791,7 @@ static int session_open(struct session *s, const struct session_opts *opts)
 		fprintf(stderr, "stray: out of memory\n");
 		return -1;
 	}
+	open_timers(s);
 	s->monitor = monitor__new(&mo, s->drain, s->sym);
 	if (!s->monitor) {
 		fprintf(stderr, "stray: %s: %s\n", opts->alerts_path ? opts->alerts_path : "monitor",
@@ -693,6 +805,7 @@ static void session_close(struct session *s)
 {
 	tracee__free(s->tracee);
 	monitor__free(s->monitor);
+	timers__free(s->timers);
 	drain__free(s->drain);
 	loader__free(s->loader);
 	symbolizer__free(s->sym);

@@ -30,6 +30,7 @@ struct session_opts {
 	uint64_t heap_critical_bytes;
 	double oom_horizon_s;       /* --oom-horizon */
 	bool fail_on_leak;          /* --fail-on-leak: exit 3 on a "leak" verdict */
+	bool no_timers;             /* --no-timers */
 };
 
 /* Exit status of stray when --fail-on-leak finds a suspect with verdict "leak". */

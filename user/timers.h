@@ -7,6 +7,20 @@
  * still held at its end; a process's exit ends its window (like memory:
  * what it held when it exited is reported), it does not release.
  */
+/*
+ * Session integration, in order:
+ *   timers__new once (after the loader), unless --no-timers;
+ *   timers__attach(pid, true) at each exec stop (after timers__on_exec),
+ *     timers__attach(child, false) at each fork stop, and
+ *     timers__attach(pid, false) for -p;
+ *   timers__reconcile(pid) for each live pid at each drain;
+ *   timers__on_exit(pid) at the ptrace exit stop (run mode) or when an
+ *     attached process is found gone (attach mode), then timers__detach;
+ *   at report time timers__collect (reconciles live pids itself),
+ *     timers__itimers, timers__totals, timers__dropped.
+ * Kernel side: BTF raw tracepoints (sys_exit, kmem_cache_free,
+ * sched_process_exit), uprobes and a task_file iterator; no tracefs.
+ */
 #ifndef STRAY_TIMERS_H
 #define STRAY_TIMERS_H
 
