@@ -287,3 +287,36 @@ Test(e2e_timers, no_timers_flag_turns_them_off)
 	cr_expect_eq(json_object_array_length(timers_of(r.report)), 0);
 	e2e_run_free(&r);
 }
+
+/*
+ * Node.js: 50 setInterval()s never cleared. Node drives every JavaScript
+ * timer from one libuv timer per loop, created at start-up, so what stray
+ * can honestly see at the libuv level is that one handle (created by
+ * node::Environment::InitializeLibuv), not the 50 JavaScript timers.
+ */
+Test(e2e_timers, node_set_interval_is_one_libuv_timer)
+{
+	static const char script[] = "for (let i = 0; i < 50; i++) setInterval(() => {}, 100 + i);\n"
+				     "setTimeout(() => process.exit(0), 1000);\n";
+	char path[] = "/tmp/stray-e2e-node-XXXXXX";
+	int fd = mkstemp(path);
+	struct e2e_run r;
+	json_object *timers, *t;
+	const char *args[] = { "--", "/usr/bin/node", path, NULL };
+
+	if (access("/usr/bin/node", X_OK))
+		cr_skip_test("node is not installed");
+	cr_assert(fd >= 0 && write(fd, script, sizeof(script) - 1) == (ssize_t)sizeof(script) - 1);
+	close(fd);
+	e2e_stray_run(&r, 60, args);
+	unlink(path);
+	cr_assert_eq(r.status, 0, "stray -- node failed (%d): %s", r.status, r.err);
+	timers = timers_of(r.report);
+	cr_assert_eq(json_object_array_length(timers), 1, "expected node's one libuv timer:\n%s", r.out);
+	t = json_object_array_get_idx(timers, 0);
+	cr_expect_str_eq(json_object_get_string(member(t, "kind")), "uv_timer");
+	cr_expect_eq(e2e_int(t, "outstanding"), 1);
+	cr_expect(stack_has(t, "node::Environment::InitializeLibuv()"),
+		  "node's timer handle should come from InitializeLibuv:\n%s", r.out);
+	e2e_run_free(&r);
+}
