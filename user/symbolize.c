@@ -155,16 +155,18 @@ static void proc_free(struct symbolizer *s, struct proc *p)
  * Prefix every absolute path (the 6th column) with root so libdwfl opens
  * the target's files, not ours. Other lines are copied as they are.
  */
+/*
+ * Keep only the file-backed lines of a maps text (prefixing their paths with
+ * root): anonymous regions, the heap and the stack carry no symbols, and
+ * leaving them out means a heap that grows between two snapshots does not
+ * count as a new address space (which would rebuild the Dwfl every drain).
+ */
 static int rewrite_maps(const char *text, const char *root, char **out)
 {
 	size_t size = 0;
 	FILE *mem;
 	const char *line = text;
 
-	if (!*root) {
-		*out = strdup(text);
-		return *out ? 0 : -ENOMEM;
-	}
 	mem = open_memstream(out, &size);
 	if (!mem)
 		return -errno;
@@ -180,8 +182,6 @@ static int rewrite_maps(const char *text, const char *root, char **out)
 		if (field == 5 && pos < len && line[pos] == '/')
 			fprintf(mem, "%.*s%s%.*s\n", (int)pos, line, root, (int)(len - pos),
 				line + pos);
-		else
-			fprintf(mem, "%.*s\n", (int)len, line);
 		line += len;
 		if (*line == '\n')
 			line++;

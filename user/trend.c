@@ -62,9 +62,26 @@ static double opts_alpha(const struct trend_opts *o)
 	return o && o->alpha > 0 && o->alpha < 1 ? o->alpha : DEFAULT_ALPHA;
 }
 
+/*
+ * TREND_MAX_POINTS evenly spaced points of a longer series, first and last
+ * included. The statistics are O(n^2) in time and Theil–Sen in memory:
+ * thinning keeps every assessment cheap and bounded however long the
+ * history, while still covering all of it (not just its tail).
+ */
+static void thin(const double *t_s, const double *v, size_t n, double *out_t, double *out_v)
+{
+	for (size_t i = 0; i < TREND_MAX_POINTS; i++) {
+		size_t src = i * (n - 1) / (TREND_MAX_POINTS - 1);
+
+		out_t[i] = t_s[src];
+		out_v[i] = v[src];
+	}
+}
+
 void trend__assess(const double *t_s, const double *v, size_t n, const struct trend_opts *o,
 		   struct trend *out)
 {
+	double thin_t[TREND_MAX_POINTS], thin_v[TREND_MAX_POINTS];
 	struct mann_kendall mk, rmk;
 	size_t min_points = opts_min_points(o), half, rn;
 	double alpha = opts_alpha(o);
@@ -74,10 +91,11 @@ void trend__assess(const double *t_s, const double *v, size_t n, const struct tr
 	*out = (struct trend){ .p = 1.0, .recent_p = 1.0 };
 	if (!t_s || !v)
 		return;
-	if (n > STATS_MAX_POINTS) {
-		t_s += n - STATS_MAX_POINTS;
-		v += n - STATS_MAX_POINTS;
-		n = STATS_MAX_POINTS;
+	if (n > TREND_MAX_POINTS) {
+		thin(t_s, v, n, thin_t, thin_v);
+		t_s = thin_t;
+		v = thin_v;
+		n = TREND_MAX_POINTS;
 	}
 	/* The recent half is the later one, and takes the middle point of an
 	 * odd count: it is what must still be growing. */

@@ -37,9 +37,13 @@ struct trend {
 				   (recent_p < alpha, recent slope > 0): not a plateau */
 };
 
+/* Longer series are thinned to this many evenly spaced points. */
+#define TREND_MAX_POINTS 128
+
 /*
- * Assess a series of (t_s, value) points in time order. Uses at most the
- * last STATS_MAX_POINTS points.
+ * Assess a series of (t_s, value) points in time order. A series longer
+ * than TREND_MAX_POINTS is thinned to that many evenly spaced points
+ * spanning all of it.
  */
 void trend__assess(const double *t_s, const double *v, size_t n, const struct trend_opts *o,
 		   struct trend *out);
