@@ -286,3 +286,43 @@ bool e2e_target_has_pid(json_object *report, int pid)
 			return true;
 	return false;
 }
+
+char *e2e_slurp(const char *path)
+{
+	return slurp_file(path);
+}
+
+void e2e_stray_run_nojson(struct e2e_run *r, int timeout_s, const char *const *args)
+{
+	const char *argv[64];
+	char out[] = "/tmp/stray-e2e-out-XXXXXX", err[] = "/tmp/stray-e2e-err-XXXXXX";
+	size_t n = 0;
+	int ofd, efd;
+	pid_t pid;
+
+	memset(r, 0, sizeof(*r));
+	argv[n++] = e2e_stray();
+	for (size_t i = 0; args[i] && n < 63; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	ofd = mkstemp(out);
+	efd = mkstemp(err);
+	cr_assert(ofd >= 0 && efd >= 0);
+	unlink(out);
+	unlink(err);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		dup2(ofd, 1);
+		dup2(efd, 2);
+		execv(argv[0], (char **)argv);
+		_exit(126);
+	}
+	r->status = e2e_wait_status(pid, timeout_s);
+	lseek(ofd, 0, SEEK_SET);
+	lseek(efd, 0, SEEK_SET);
+	r->out = slurp_fd(ofd);
+	r->err = slurp_fd(efd);
+	close(ofd);
+	close(efd);
+}

@@ -72,4 +72,12 @@ int e2e_suspects_count(json_object *report, int pid);
 /* Whether target.pids lists pid. */
 bool e2e_target_has_pid(json_object *report, int pid);
 
+/* The whole content of the file at path (malloc'd, NUL-terminated), or
+ * NULL when it cannot be opened. */
+char *e2e_slurp(const char *path);
+
+/* Like e2e_stray_run, but args are passed as given: no --json is inserted
+ * (r->json_path stays empty, r->report NULL). */
+void e2e_stray_run_nojson(struct e2e_run *r, int timeout_s, const char *const *args);
+
 #endif /* STRAY_COMMON_E2E_H */

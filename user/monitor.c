@@ -103,7 +103,10 @@ static void consider_candidate(struct monitor *m, const struct site_view *v)
 void monitor__site_view(const struct site_view *v, void *ctx)
 {
 	struct monitor *m = ctx;
-	struct site_point p = { .t_s = m->t_s, .live_bytes = v->live_bytes > 0 ? v->live_bytes : 0 };
+	struct site_point p = {
+		.t_s = m->t_s, .live_bytes = v->live_bytes > 0 ? v->live_bytes : 0,
+		.alloc_bytes = v->alloc_bytes,
+	};
 
 	site_history__add(m->history, v->pid, v->stack_hash, &p);
 	if (v->live_bytes > 0)
@@ -266,7 +269,15 @@ static void site_alerts(struct monitor *m)
 
 void monitor__end_interval(struct monitor *m, const struct report_heap_sample *sample, int main_pid)
 {
-	m->has_cgroup = main_pid > 0 && !cgroup__memory(main_pid, NULL, &m->cgroup);
+	struct cgroup_memory cg;
+
+	/* Read only while the target lives (sample != NULL): a dying process
+	 * has already left its cgroup, and the report keeps the last reading
+	 * of the cgroup it ran in. */
+	if (sample && main_pid > 0 && !cgroup__memory(main_pid, NULL, &cg)) {
+		m->cgroup = cg;
+		m->has_cgroup = true;
+	}
 	if (sample)
 		add_sample(m, sample, m->has_cgroup ? (double)m->cgroup.usage_bytes : 0);
 	if (!m->nsamples)

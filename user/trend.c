@@ -36,6 +36,15 @@
  * less than 2% of its size can never pass.
  */
 #define MIN_RECENT_GROWTH_FRAC 0.02
+/*
+ * A leak keeps a real share of what it allocates: over the recent half, the
+ * live bytes must grow by at least this fraction of the bytes allocated.
+ * Measured on the window itself, not on matched frees: attached to a
+ * running process, a cache that replaces entries allocated before the
+ * attach sees those frees as unmatched, so its tracked live bytes step up
+ * while it only churns (its retained share stays near zero).
+ */
+#define LEAK_MIN_RETAINED 0.25
 
 const char *verdict__name(enum verdict v)
 {
@@ -357,9 +366,10 @@ int site_history__add(struct site_history *h, int pid, uint64_t hash, const stru
 /* ---- assessment ---------------------------------------------------------- */
 
 /* A site's newest points, oldest first, at most STATS_MAX_POINTS of them,
- * into t and v; *peak = the most live bytes in the ring. Returns the count. */
+ * into t, v (live bytes) and a (cumulative allocated bytes); *peak = the
+ * most live bytes in the ring. Returns the count. */
 static size_t sh_series(const struct site_history *h, const struct sh_site *s, double *t,
-			double *v, double *peak)
+			double *v, double *a, double *peak)
 {
 	size_t n = s->count < STATS_MAX_POINTS ? s->count : STATS_MAX_POINTS;
 	size_t first = (s->head + h->ring - s->count) % h->ring;
@@ -373,6 +383,7 @@ static size_t sh_series(const struct site_history *h, const struct sh_site *s, d
 		if (i >= s->count - n) {
 			t[i - (s->count - n)] = pt->t_s;
 			v[i - (s->count - n)] = pt->live_bytes;
+			a[i - (s->count - n)] = pt->alloc_bytes;
 		}
 	}
 	return n;
@@ -400,8 +411,20 @@ static bool recent_growth_material(const struct trend *tr, const double *t, size
 	return tr->recent_slope_per_s * span >= MIN_RECENT_GROWTH_FRAC * live;
 }
 
+/* Share of the bytes allocated over the recent half that is still live; 1
+ * when the allocations are unknown (no evidence against a leak). */
+static double recent_retained(const double *v, const double *a, size_t n)
+{
+	double allocated;
+
+	if (n < 2)
+		return 1;
+	allocated = a[n - 1] - a[n / 2];
+	return allocated > 0 ? (v[n - 1] - v[n / 2]) / allocated : 1;
+}
+
 static enum verdict decide(const struct trend *tr, bool material, double live, double peak,
-			   double release, size_t min_points, bool exited)
+			   double release, double retained, size_t min_points, bool exited)
 {
 	if (!(live > 0) || live < TRANSIENT_FRAC * peak)
 		return VERDICT_TRANSIENT;
@@ -410,7 +433,8 @@ static enum verdict decide(const struct trend *tr, bool material, double live, d
 		 * it exits is what LeakSanitizer would report. */
 		return exited ? VERDICT_LEAK : VERDICT_GROWING;
 	if (tr->sustained && material)
-		return release < LEAK_MAX_RELEASE ? VERDICT_LEAK : VERDICT_GROWING;
+		return release < LEAK_MAX_RELEASE && retained >= LEAK_MIN_RETAINED ? VERDICT_LEAK
+										     : VERDICT_GROWING;
 	/* No trend, a trend that stopped (plateau), or drift too small to
 	 * matter: it holds memory but is not piling more up. */
 	return VERDICT_STABLE;
@@ -463,7 +487,7 @@ void site_history__assess(const struct site_history *h, int pid, uint64_t hash,
 			  const struct site_totals *totals, const struct trend_opts *o, bool exited,
 			  struct site_assessment *out)
 {
-	double t[STATS_MAX_POINTS], v[STATS_MAX_POINTS], peak = 0, live;
+	double t[STATS_MAX_POINTS], v[STATS_MAX_POINTS], a[STATS_MAX_POINTS], peak = 0, live;
 	const struct sh_site *s = h ? sh_find(h, pid, hash) : NULL;
 	struct site_totals tot = { 0 };
 	size_t n = 0;
@@ -473,9 +497,9 @@ void site_history__assess(const struct site_history *h, int pid, uint64_t hash,
 	*out = (struct site_assessment){ 0 };
 	/* Unwritten entries are never read (n bounds every use); the first
 	 * is set only to keep the compiler's flow analysis quiet. */
-	t[0] = v[0] = 0;
+	t[0] = v[0] = a[0] = 0;
 	if (s)
-		n = sh_series(h, s, t, v, &peak);
+		n = sh_series(h, s, t, v, a, &peak);
 	trend__assess(t, v, n, o, &out->trend);
 	if (totals)
 		tot = *totals;
@@ -487,6 +511,7 @@ void site_history__assess(const struct site_history *h, int pid, uint64_t hash,
 	out->trend_p = out->trend.p;
 	out->release_ratio = release_ratio(&tot);
 	out->verdict = decide(&out->trend, recent_growth_material(&out->trend, t, n, live), live,
-			      peak, out->release_ratio, opts_min_points(o), exited);
+			      peak, out->release_ratio, recent_retained(v, a, n), opts_min_points(o),
+			      exited);
 	out->score = site_score(out, &tot, live);
 }

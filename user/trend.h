@@ -52,6 +52,7 @@ void trend__assess(const double *t_s, const double *v, size_t n, const struct tr
 struct site_point {
 	double t_s;
 	double live_bytes;
+	double alloc_bytes; /* everything the site allocated so far (cumulative); 0: unknown */
 };
 
 struct site_history;
