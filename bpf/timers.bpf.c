@@ -25,6 +25,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "stray.h"
+#include "stack.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -111,25 +112,6 @@ static __always_inline void count(enum stray_timer_counter c)
 static __always_inline bool is_target(__u32 tgid)
 {
 	return bpf_map_lookup_elem(&targets, &tgid) != NULL;
-}
-
-static __always_inline __u64 mix(__u64 h, __u64 v)
-{
-	h ^= v;
-	h *= 0x9e3779b97f4a7c15ULL;
-	return h ^ (h >> 29);
-}
-
-static __always_inline __u64 hash_stack(__u32 tgid, const __u64 *ips, __u32 depth)
-{
-	__u64 h = mix(0xcbf29ce484222325ULL, tgid);
-
-	for (__u32 i = 0; i < STRAY_MAX_STACK_DEPTH; i++) {
-		if (i >= depth)
-			break;
-		h = mix(h, ips[i]);
-	}
-	return h;
 }
 
 static __always_inline __u64 current_mm(void)

@@ -269,8 +269,7 @@ uint32_t loader__max_allocs(const struct loader *l)
 	return bpf_map__max_entries(l->skel->maps.allocs);
 }
 
-/* Candidate objects in symbol-lookup order (see allocator__resolve). */
-static int lookup_scope(int pid, bool at_exec, char ***paths, size_t *n)
+int allocator__lookup_scope(int pid, bool at_exec, char ***paths, size_t *n)
 {
 	char root[64], link[64], exe[PATH_MAX];
 	char *ld_path = NULL;
@@ -322,7 +321,7 @@ int allocator__resolve(int pid, bool at_exec, struct allocator *out)
 	int err;
 
 	memset(out, 0, sizeof(*out));
-	err = lookup_scope(pid, at_exec, &paths, &n);
+	err = allocator__lookup_scope(pid, at_exec, &paths, &n);
 	if (err)
 		return err;
 	for (size_t i = 0; i < n && !err; i++) {

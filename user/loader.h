@@ -75,6 +75,14 @@ uint32_t loader__max_allocs(const struct loader *l);
  * Returns 0, -ENOENT when no object defines malloc, or another -errno.
  */
 int allocator__resolve(int pid, bool at_exec, struct allocator *out);
+
+/*
+ * The objects of process pid in symbol-lookup order: from /proc/pid/maps,
+ * or, at_exec, predicted from the executable's DT_NEEDED chain under
+ * /proc/pid/root with the process's LD_LIBRARY_PATH. *paths is malloc'ed
+ * (free with elfsym__free_paths). Returns 0 or -errno.
+ */
+int allocator__lookup_scope(int pid, bool at_exec, char ***paths, size_t *n);
 void allocator__clear(struct allocator *a);
 
 extern const char *const stray_fn_names[STRAY_FN_COUNT];

@@ -31,6 +31,7 @@
 #include <bpf/libbpf.h>
 #include "elfsym.h"
 #include "procfs.h"
+#include "loader.h"
 #include "timers.h"
 #include "timers.skel.h"
 
@@ -243,30 +244,6 @@ static struct tproc *proc_slot(struct timers *t, int pid, bool create)
 
 /* ---- attach ---- */
 
-/* Candidate objects in symbol-lookup order, as allocator__resolve does. */
-static int lookup_scope(int pid, bool at_exec, char ***paths, size_t *n)
-{
-	char root[64], link[64], exe[PATH_MAX];
-	char *ld_path = NULL;
-	ssize_t len;
-	int ret;
-
-	if (!at_exec)
-		return procfs__mapped_objects(pid, 256, paths, n);
-	snprintf(root, sizeof(root), "/proc/%d/root", pid);
-	snprintf(link, sizeof(link), "/proc/%d/exe", pid);
-	len = readlink(link, exe, sizeof(exe) - 1);
-	if (len < 0)
-		return -errno;
-	exe[len] = '\0';
-	procfs__getenv(pid, "LD_LIBRARY_PATH", &ld_path);
-	ret = elfsym__load_order(root, exe, ld_path, 256, paths);
-	free(ld_path);
-	if (ret < 0)
-		return ret;
-	*n = ret;
-	return 0;
-}
 
 static int attach_object(struct timers *t, struct tproc *p, const char *path,
 			 const unsigned long *offsets, const __u64 *cookies, size_t n)
@@ -306,7 +283,7 @@ static int attach_user_functions(struct timers *t, struct tproc *p, bool at_exec
 
 	for (int fn = 0; fn < STRAY_TFN_COUNT; fn++)
 		owner[fn] = -1;
-	err = lookup_scope(p->pid, at_exec, &paths, &n);
+	err = allocator__lookup_scope(p->pid, at_exec, &paths, &n);
 	if (err)
 		return err;
 	for (size_t i = 0; i < n; i++) {
