@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -678,6 +679,10 @@ static void periodic_report(struct session *s)
 	s->last_report_ns = t;
 	take_snapshot(s);
 	write_reports(s, true, &leak);
+	/* A report is built as one json-c tree, whose size grows with the
+	 * heap samples: give its pages back, or glibc keeps the largest
+	 * report's worth of memory in stray's RSS for good. */
+	malloc_trim(0);
 }
 
 /* ---- set-up and tear-down ---- */
