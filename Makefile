@@ -5,6 +5,7 @@ ARCH        ?= $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 BUILD       ?= build
 CLANG       ?= clang
 CC          ?= gcc
+CXX         ?= g++
 BPFTOOL     ?= $(shell command -v bpftool 2>/dev/null || echo /usr/sbin/bpftool)
 LIBBPF_A    ?= $(firstword $(wildcard /usr/lib/$(shell $(CC) -print-multiarch)/libbpf.a /usr/lib64/libbpf.a /usr/lib/libbpf.a))
 
@@ -24,9 +25,14 @@ LIB_OBJS    := $(filter-out $(BUILD)/user/main.o,$(USER_OBJS))
 UNIT_SRCS   := $(wildcard tests/unit_*.c)
 E2E_SRCS    := $(wildcard tests/e2e_*.c)
 BPF_TEST_SRCS := $(wildcard tests/bpf_*.c)
+# C++ triggers of the BPF tests (operator new/delete called by name).
+BPF_TEST_CXX_OBJS := $(patsubst tests/%.cpp,$(BUILD)/tests/%.o,$(wildcard tests/bpf_*.cpp))
 TEST_COMMON := $(wildcard tests/common_*.c)
 FIXTURE_SRCS:= $(wildcard tests/fixtures/*.c)
-FIXTURES    := $(patsubst tests/fixtures/%.c,$(BUILD)/fixtures/%,$(FIXTURE_SRCS))
+FIXTURE_CXX_SRCS := $(wildcard tests/fixtures/*.cpp)
+FIXTURES    := $(patsubst tests/fixtures/%.c,$(BUILD)/fixtures/%,$(FIXTURE_SRCS)) \
+	       $(patsubst tests/fixtures/%.cpp,$(BUILD)/fixtures/%,$(FIXTURE_CXX_SRCS)) \
+	       $(patsubst tests/fixtures/%.cpp,$(BUILD)/fixtures/%-static,$(FIXTURE_CXX_SRCS))
 # Fixtures keep frame pointers and stay unoptimised so every leak site is a
 # distinct, predictable frame.
 FIXTURE_CFLAGS := -O0 -g -fno-omit-frame-pointer -fno-inline -Wall -Wextra -Werror -pthread
@@ -71,6 +77,14 @@ $(BUILD)/stray-asan: $(ASAN_OBJS)
 $(BUILD)/fixtures/%: tests/fixtures/%.c | $(BUILD)/fixtures
 	$(CC) $(FIXTURE_CFLAGS) -o $@ $< $(if $(filter %_lib,$*),,-ldl)
 
+# C++ fixtures, with the same flags; each is also linked statically, where
+# operator new and malloc are defined in the executable itself.
+$(BUILD)/fixtures/%: tests/fixtures/%.cpp | $(BUILD)/fixtures
+	$(CXX) $(FIXTURE_CFLAGS) -o $@ $<
+
+$(BUILD)/fixtures/%-static: tests/fixtures/%.cpp | $(BUILD)/fixtures
+	$(CXX) $(FIXTURE_CFLAGS) -static -o $@ $<
+
 # timers: the libuv fixture links Debian's libuv1 (libuv1-dev); an explicit
 # rule wins over the pattern above.
 $(BUILD)/fixtures/uvleak: tests/fixtures/uvleak.c | $(BUILD)/fixtures
@@ -83,8 +97,12 @@ $(BUILD)/tests/e2e: $(E2E_SRCS) $(TEST_COMMON) $(LIB_OBJS) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Itests -DVALGRIND_SUPP='"$(abspath tests/valgrind.supp)"' \
 		-o $@ $(E2E_SRCS) $(TEST_COMMON) -lcriterion $(LDLIBS)
 
-$(BUILD)/tests/bpf: $(BPF_TEST_SRCS) $(LIB_OBJS) | $(BUILD)/tests
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $(BPF_TEST_SRCS) $(LIB_OBJS) -lcriterion $(LDLIBS)
+$(BUILD)/tests/%.o: tests/%.cpp tests/*.h | $(BUILD)/tests
+	$(CXX) $(CFLAGS) $(WARN) -Itests -c $< -o $@
+
+$(BUILD)/tests/bpf: $(BPF_TEST_SRCS) $(BPF_TEST_CXX_OBJS) $(LIB_OBJS) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Itests -o $@ $(BPF_TEST_SRCS) $(BPF_TEST_CXX_OBJS) $(LIB_OBJS) \
+		-lcriterion $(LDLIBS)
 
 unit-test: $(BUILD)/tests/unit
 	$(BUILD)/tests/unit

@@ -86,12 +86,17 @@ static __always_inline bool is_target(__u32 tgid)
  * the instruction pointer to the return address in the allocator's caller,
  * so the first frame is the caller itself and the frame-pointer walk
  * continues from the caller's frame, with no allocator frame to strip.
+ * Called at a function's entry (operator new), ret_slot is the stack
+ * pointer: the return address is there and not yet in the frame chain,
+ * which starts at the caller's frame, so it replaces the first frame (the
+ * function's own first instruction) and the stack reads the same.
  */
-static __always_inline struct stray_site *site_of_current_stack(void *ctx, __u32 tgid,
+static __always_inline struct stray_site *site_of_current_stack(void *ctx, __u32 tgid, __u64 ret_slot,
 								 __u64 *hash)
 {
 	struct stray_site_key key = { .tgid = tgid };
 	struct stray_site *s, *found;
+	__u64 ret_addr = 0;
 	__u32 zero = 0;
 	long n;
 
@@ -102,6 +107,11 @@ static __always_inline struct stray_site *site_of_current_stack(void *ctx, __u32
 	if (n < 0) {
 		count(STRAY_CNT_STACK_ERRORS);
 		n = 0;
+	}
+	if (ret_slot && !bpf_probe_read_user(&ret_addr, sizeof(ret_addr), (void *)ret_slot) && ret_addr) {
+		s->ips[0] = ret_addr;
+		if (n < (long)sizeof(__u64))
+			n = sizeof(__u64);
 	}
 	s->depth = n / sizeof(__u64);
 	key.stack_hash = hash_stack(tgid, s->ips, s->depth);
@@ -119,7 +129,9 @@ static __always_inline struct stray_site *site_of_current_stack(void *ctx, __u32
 	s->live_bytes = s->live_count = 0;
 	s->alloc_bytes = s->alloc_count = s->free_bytes = s->free_count = 0;
 	if (bpf_map_update_elem(&sites, &key, s, BPF_NOEXIST) && !bpf_map_lookup_elem(&sites, &key)) {
-		count(STRAY_CNT_SITE_MAP_FULL);
+		/* At an entry there is no allocation yet: its record counts. */
+		if (!ret_slot)
+			count(STRAY_CNT_SITE_MAP_FULL);
 		return NULL;
 	}
 	return bpf_map_lookup_elem(&sites, &key);
@@ -173,10 +185,14 @@ static __always_inline void record_free(__u32 tgid, __u64 addr)
 		count(STRAY_CNT_UNMATCHED_FREES);
 }
 
-static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u64 size, __u32 fn)
+/* Record block addr of size bytes. Its site is the current stack, or
+ * site_hash when not 0 (taken earlier, at operator new's entry). */
+static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u64 size, __u32 fn,
+					 __u64 site_hash)
 {
 	struct stray_alloc_key key = { .tgid = tgid, .addr = addr };
 	struct stray_alloc a = { .size = size, .fn = fn };
+	struct stray_site_key site_key = { .tgid = tgid, .stack_hash = site_hash };
 	struct stray_alloc stale;
 	struct stray_site *site;
 
@@ -187,7 +203,14 @@ static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u6
 		count(STRAY_CNT_DUPLICATE_ADDR);
 		site_release(tgid, &stale);
 	}
-	site = site_of_current_stack(ctx, tgid, &a.stack_hash);
+	if (site_hash) {
+		a.stack_hash = site_hash;
+		site = bpf_map_lookup_elem(&sites, &site_key);
+		if (!site) /* map full at new's entry, or reclaimed since */
+			count(STRAY_CNT_SITE_MAP_FULL);
+	} else {
+		site = site_of_current_stack(ctx, tgid, 0, &a.stack_hash);
+	}
 	a.ts_ns = bpf_ktime_get_ns();
 	if (bpf_map_update_elem(&allocs, &key, &a, BPF_NOEXIST)) {
 		count(STRAY_CNT_ALLOC_MAP_FULL);
@@ -207,38 +230,95 @@ static __always_inline void restore_alloc(__u32 tgid, __u64 addr, const struct s
 		count(STRAY_CNT_ALLOC_MAP_FULL);
 }
 
+enum entry_action {
+	ENTRY_PLAIN,     /* allocation only */
+	ENTRY_MOVES_OLD, /* realloc: ptr_arg's block moves out, back on failure */
+	ENTRY_FREES,     /* operator delete: ptr_arg's block is released */
+	ENTRY_NEW,       /* operator new: no return probe, see stray_inflight */
+};
+
+/* Whether the operator new of record in still runs at stack pointer sp:
+ * sp is below its entry's and its return-address slot still holds the
+ * return address seen there (a call made after it returned, or after an
+ * exception left it, from its caller's frame overwrote the slot). */
+static __always_inline bool new_running(const struct stray_inflight *in, __u64 sp)
+{
+	__u64 slot = 0;
+
+	if (sp > in->new_sp || bpf_probe_read_user(&slot, sizeof(slot), (void *)in->new_sp))
+		return false;
+	return slot == in->new_ret;
+}
+
+/* A record opened by operator new, not yet adopted by an allocator call. */
+static __always_inline bool new_waiting(const struct stray_inflight *in)
+{
+	return in->new_sp && !in->sp;
+}
+
 /*
  * Entry of an allocator call. Only the outermost call of a thread is
- * recorded; nested ones (glibc's realloc(NULL, n) calls malloc) just deepen
- * the thread's record. realloc moves its old block out of the outstanding
- * map here, before the allocator can hand that address to another thread.
- * A record left by a call whose return went unseen is recognised by its
- * stack pointer: a nested call runs deeper (lower), never shallower.
+ * recorded; nested ones (glibc's realloc(NULL, n) calls malloc) leave the
+ * thread's record alone. realloc moves its old block out of the
+ * outstanding map here, and operator delete releases its block here,
+ * before the allocator can hand that address to another thread. A record
+ * left by a call whose return went unseen is recognised by its stack
+ * pointer: a nested call runs deeper (lower) or, entered by a tail jump,
+ * at the same stack pointer, never shallower. Inside operator new, the
+ * first plain allocator call adopts new's record (its size and site); a
+ * nested operator new (new[] tail-jumps into new) leaves it alone.
  */
-static __always_inline int enter(void *ctx, __u32 fn, __u64 size, __u64 ptr_arg, bool moves_old)
+static __always_inline int enter(void *ctx, __u32 fn, __u64 size, __u64 ptr_arg, enum entry_action action)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
-	struct stray_inflight rec = { .size = size, .ptr_arg = ptr_arg, .fn = fn, .depth = 1 };
+	struct stray_inflight rec = { .size = size, .ptr_arg = ptr_arg, .fn = fn };
 	struct stray_inflight *in;
+	__u64 sp;
 
 	if (!is_target(tgid))
 		return 0;
-	rec.sp = PT_REGS_SP((struct pt_regs *)ctx);
+	sp = PT_REGS_SP((struct pt_regs *)ctx);
 	in = bpf_map_lookup_elem(&inflight, &tid);
-	if (in && rec.sp <= in->sp) {
-		in->depth++;
+	if (in && new_waiting(in)) {
+		if (new_running(in, sp)) {
+			if (action == ENTRY_PLAIN) {
+				in->sp = sp;
+				in->fn = fn;
+				in->ptr_arg = ptr_arg;
+			}
+			/* Anything else inside operator new (a new_handler
+			 * deleting a reserve) is not new's block: a delete
+			 * there leaves its release to the free inside it. */
+			return 0;
+		}
+	} else if (in && sp <= in->sp) {
+		if (sp == in->sp)
+			in->chained++;
 		return 0;
 	}
 	if (in) {
 		count(STRAY_CNT_STALE_INFLIGHT);
 		bpf_map_delete_elem(&inflight, &tid);
 	}
-	if (moves_old && ptr_arg) {
+	if (action == ENTRY_NEW) {
+		/* The caller's stack, taken now: inside libstdc++ (no frame
+		 * pointers; its aligned new uses %rbp as a scratch register)
+		 * no frame walk finds the caller. */
+		rec.new_sp = sp;
+		if (bpf_probe_read_user(&rec.new_ret, sizeof(rec.new_ret), (void *)sp))
+			return 0;
+		site_of_current_stack(ctx, tgid, sp, &rec.new_site);
+	} else {
+		rec.sp = sp;
+	}
+	if (action == ENTRY_MOVES_OLD && ptr_arg) {
 		rec.has_old = take_alloc(tgid, ptr_arg, &rec.old);
 		if (!rec.has_old)
 			count(STRAY_CNT_UNMATCHED_FREES);
 	}
+	if (action == ENTRY_FREES && ptr_arg)
+		record_free(tgid, ptr_arg);
 	if (bpf_map_update_elem(&inflight, &tid, &rec, BPF_NOEXIST)) {
 		count(STRAY_CNT_INFLIGHT_FULL);
 		if (rec.has_old)
@@ -250,8 +330,10 @@ static __always_inline int enter(void *ctx, __u32 fn, __u64 size, __u64 ptr_arg,
 /*
  * Return of an allocator call: copies the thread's record into *rec and
  * returns true when this return closes the outermost call. The outermost
- * call returns with the stack pointer just above its entry's; a return
- * from higher up means the record is stale.
+ * call returns with the stack pointer just above its entry's, and so do
+ * the calls it entered by tail jumps, all at once (chained uretprobes);
+ * nested calls return below it. A return from higher up means the record
+ * is stale.
  */
 static __always_inline bool leave(void *ctx, __u32 tid, struct stray_inflight *rec)
 {
@@ -262,13 +344,18 @@ static __always_inline bool leave(void *ctx, __u32 tid, struct stray_inflight *r
 		count(STRAY_CNT_MISSING_ENTRY);
 		return false;
 	}
+	/* A call inside operator new that did not adopt its record. */
+	if (new_waiting(in) && new_running(in, sp))
+		return false;
 	if (sp > in->sp + 8) {
 		count(STRAY_CNT_STALE_INFLIGHT);
 		bpf_map_delete_elem(&inflight, &tid);
 		return false;
 	}
-	if (in->depth > 1) {
-		in->depth--;
+	if (sp < in->sp + 8) /* a nested call's return */
+		return false;
+	if (in->chained) {
+		in->chained--;
 		return false;
 	}
 	*rec = *in;
@@ -283,7 +370,7 @@ static __always_inline int leave_alloc(void *ctx, const struct stray_inflight *r
 		count(STRAY_CNT_FAILED_ALLOCS);
 		return 0;
 	}
-	record_alloc(ctx, bpf_get_current_pid_tgid() >> 32, ret, rec->size, rec->fn);
+	record_alloc(ctx, bpf_get_current_pid_tgid() >> 32, ret, rec->size, rec->fn, rec->new_site);
 	return 0;
 }
 
@@ -305,7 +392,7 @@ static __always_inline int leave_realloc(void *ctx, const struct stray_inflight 
 	if (rec->has_old)
 		site_release(tgid, &rec->old);
 	if (ret)
-		record_alloc(ctx, tgid, ret, rec->size, rec->fn);
+		record_alloc(ctx, tgid, ret, rec->size, rec->fn, 0);
 	return 0;
 }
 
@@ -343,11 +430,12 @@ static __always_inline int on_free(void *ctx, void *ptr)
 
 	if (!ptr || !is_target(tgid))
 		return 0;
-	/* A free inside another allocator call (realloc(p, 0)) is accounted
-	 * by that call's return probe; a record from a shallower stack
-	 * pointer is not an enclosing call but a stale one. */
+	/* A free inside another allocator call (realloc(p, 0), operator
+	 * delete) is accounted by that call; a record from a shallower stack
+	 * pointer is not an enclosing call but a stale one. operator new frees
+	 * nothing of its own: a free inside one (its new_handler's) counts. */
 	in = bpf_map_lookup_elem(&inflight, &tid);
-	if (in && PT_REGS_SP((struct pt_regs *)ctx) <= in->sp)
+	if (in && !new_waiting(in) && PT_REGS_SP((struct pt_regs *)ctx) <= in->sp)
 		return 0;
 	record_free(tgid, (__u64)ptr);
 	return 0;
@@ -362,7 +450,7 @@ static __always_inline int leave_posix_memalign(void *ctx, const struct stray_in
 		count(STRAY_CNT_FAILED_ALLOCS);
 		return 0;
 	}
-	record_alloc(ctx, bpf_get_current_pid_tgid() >> 32, block, rec->size, rec->fn);
+	record_alloc(ctx, bpf_get_current_pid_tgid() >> 32, block, rec->size, rec->fn, rec->new_site);
 	return 0;
 }
 
@@ -372,6 +460,7 @@ static __always_inline int leave_posix_memalign(void *ctx, const struct stray_in
  * object, the function's enum stray_fn as the cookie. One link instead of
  * one per function matters: every uprobe unregistration waits for an RCU
  * grace period, so detaching 19 classic links took 1.8 s on this kernel.
+ * (C++ adds 20 more functions per object.)
  */
 SEC("uprobe.multi")
 int BPF_UPROBE(alloc_entry)
@@ -380,25 +469,55 @@ int BPF_UPROBE(alloc_entry)
 
 	switch (bpf_get_attach_cookie(ctx)) {
 	case STRAY_FN_MALLOC:
-		return enter(ctx, STRAY_FN_MALLOC, a1, 0, false);
+		return enter(ctx, STRAY_FN_MALLOC, a1, 0, ENTRY_PLAIN);
 	case STRAY_FN_CALLOC:
-		return enter(ctx, STRAY_FN_CALLOC, array_bytes(a1, a2), 0, false);
+		return enter(ctx, STRAY_FN_CALLOC, array_bytes(a1, a2), 0, ENTRY_PLAIN);
 	case STRAY_FN_REALLOC:
-		return enter(ctx, STRAY_FN_REALLOC, a2, a1, true);
+		return enter(ctx, STRAY_FN_REALLOC, a2, a1, ENTRY_MOVES_OLD);
 	case STRAY_FN_REALLOCARRAY:
-		return enter(ctx, STRAY_FN_REALLOCARRAY, array_bytes(a2, a3), a1, true);
+		return enter(ctx, STRAY_FN_REALLOCARRAY, array_bytes(a2, a3), a1, ENTRY_MOVES_OLD);
 	case STRAY_FN_FREE:
 		return on_free(ctx, (void *)a1);
 	case STRAY_FN_POSIX_MEMALIGN:
-		return enter(ctx, STRAY_FN_POSIX_MEMALIGN, a3, a1, false);
+		return enter(ctx, STRAY_FN_POSIX_MEMALIGN, a3, a1, ENTRY_PLAIN);
 	case STRAY_FN_ALIGNED_ALLOC:
-		return enter(ctx, STRAY_FN_ALIGNED_ALLOC, a2, 0, false);
+		return enter(ctx, STRAY_FN_ALIGNED_ALLOC, a2, 0, ENTRY_PLAIN);
 	case STRAY_FN_MEMALIGN:
-		return enter(ctx, STRAY_FN_MEMALIGN, a2, 0, false);
+		return enter(ctx, STRAY_FN_MEMALIGN, a2, 0, ENTRY_PLAIN);
 	case STRAY_FN_VALLOC:
-		return enter(ctx, STRAY_FN_VALLOC, a1, 0, false);
+		return enter(ctx, STRAY_FN_VALLOC, a1, 0, ENTRY_PLAIN);
 	case STRAY_FN_PVALLOC:
-		return enter(ctx, STRAY_FN_PVALLOC, whole_pages(a1), 0, false);
+		return enter(ctx, STRAY_FN_PVALLOC, whole_pages(a1), 0, ENTRY_PLAIN);
+	/* operator new(size [, align] [, nothrow]): the size comes first.
+	 * The aligned forms record the size asked for, as valgrind does (the
+	 * allocator may round it up to the alignment). Entry probes only:
+	 * the allocator call inside records the block (see stray_inflight). */
+	case STRAY_FN_NEW:
+	case STRAY_FN_NEW_ARRAY:
+	case STRAY_FN_NEW_NOTHROW:
+	case STRAY_FN_NEW_ARRAY_NOTHROW:
+	case STRAY_FN_NEW_ALIGNED:
+	case STRAY_FN_NEW_ARRAY_ALIGNED:
+	case STRAY_FN_NEW_ALIGNED_NOTHROW:
+	case STRAY_FN_NEW_ARRAY_ALIGNED_NOTHROW:
+		return enter(ctx, bpf_get_attach_cookie(ctx), a1, 0, ENTRY_NEW);
+	/* operator delete(ptr [, size] [, align] [, nothrow]). Unlike free it
+	 * is a call with a return probe: libstdc++'s forms tail-jump into one
+	 * another and into free, and the record keeps those nested frees (same
+	 * block) from being seen twice. */
+	case STRAY_FN_DELETE:
+	case STRAY_FN_DELETE_ARRAY:
+	case STRAY_FN_DELETE_SIZED:
+	case STRAY_FN_DELETE_ARRAY_SIZED:
+	case STRAY_FN_DELETE_NOTHROW:
+	case STRAY_FN_DELETE_ARRAY_NOTHROW:
+	case STRAY_FN_DELETE_ALIGNED:
+	case STRAY_FN_DELETE_ARRAY_ALIGNED:
+	case STRAY_FN_DELETE_SIZED_ALIGNED:
+	case STRAY_FN_DELETE_ARRAY_SIZED_ALIGNED:
+	case STRAY_FN_DELETE_ALIGNED_NOTHROW:
+	case STRAY_FN_DELETE_ARRAY_ALIGNED_NOTHROW:
+		return enter(ctx, bpf_get_attach_cookie(ctx), 0, a1, ENTRY_FREES);
 	}
 	return 0;
 }
@@ -419,6 +538,8 @@ int BPF_URETPROBE(alloc_return, long ret)
 		return leave_realloc(ctx, &rec, ret);
 	case STRAY_FN_POSIX_MEMALIGN:
 		return leave_posix_memalign(ctx, &rec, (int)ret);
+	case STRAY_FN_DELETE ... STRAY_FN_DELETE_ARRAY_ALIGNED_NOTHROW:
+		return 0; /* released at entry */
 	default:
 		return leave_alloc(ctx, &rec, ret);
 	}

@@ -32,6 +32,29 @@ enum stray_fn {
 	STRAY_FN_MEMALIGN,
 	STRAY_FN_VALLOC,
 	STRAY_FN_PVALLOC,
+	/* C++ (libstdc++ mangled names in user/loader.c): operator new and
+	 * new[], plain, nothrow, aligned (std::align_val_t) and both. */
+	STRAY_FN_NEW,
+	STRAY_FN_NEW_ARRAY,
+	STRAY_FN_NEW_NOTHROW,
+	STRAY_FN_NEW_ARRAY_NOTHROW,
+	STRAY_FN_NEW_ALIGNED,
+	STRAY_FN_NEW_ARRAY_ALIGNED,
+	STRAY_FN_NEW_ALIGNED_NOTHROW,
+	STRAY_FN_NEW_ARRAY_ALIGNED_NOTHROW,
+	/* operator delete and delete[]: every form takes the block first. */
+	STRAY_FN_DELETE,
+	STRAY_FN_DELETE_ARRAY,
+	STRAY_FN_DELETE_SIZED,
+	STRAY_FN_DELETE_ARRAY_SIZED,
+	STRAY_FN_DELETE_NOTHROW,
+	STRAY_FN_DELETE_ARRAY_NOTHROW,
+	STRAY_FN_DELETE_ALIGNED,
+	STRAY_FN_DELETE_ARRAY_ALIGNED,
+	STRAY_FN_DELETE_SIZED_ALIGNED,
+	STRAY_FN_DELETE_ARRAY_SIZED_ALIGNED,
+	STRAY_FN_DELETE_ALIGNED_NOTHROW,
+	STRAY_FN_DELETE_ARRAY_ALIGNED_NOTHROW,
 	STRAY_FN_COUNT,
 };
 
@@ -90,16 +113,35 @@ struct stray_site {
 	__u64 ips[STRAY_MAX_STACK_DEPTH];
 };
 
-/* One call in flight per thread. Keyed by thread id only: allocator entry
+/*
+ * One call in flight per thread. Keyed by thread id only: allocator entry
  * points call each other (realloc(NULL, n) -> malloc, reallocarray ->
- * realloc, realloc(p, 0) -> free), and only the outermost call may be
- * recorded, so nesting is tracked as a depth on the thread's one entry. */
+ * realloc, realloc(p, 0) -> free, operator delete[] -> operator delete ->
+ * free), and only the outermost call may be recorded, so nested calls
+ * leave the thread's one entry alone. A nested call entered by a tail jump
+ * shares the outermost call's stack pointer and returns with it (the
+ * kernel chains their uretprobes): those are counted in chained, so that
+ * only the last of those returns closes the record.
+ *
+ * operator new has no return probe (a uretprobe replaces the return
+ * address on the user stack, and the C++ unwinder cannot unwind through
+ * it: a std::bad_alloc thrown out of a probed new would terminate the
+ * program). Its entry takes the caller's stack and opens the record with
+ * sp 0; the allocator call made inside it (libstdc++'s new calls malloc,
+ * its aligned new aligned_alloc) adopts the record, and its return records
+ * the block with operator new's size and site.
+ */
 struct stray_inflight {
 	__u64 size;
 	__u64 ptr_arg;  /* realloc's old pointer, posix_memalign's memptr */
-	__u64 sp;       /* user stack pointer at entry (points at the return address) */
+	__u64 sp;       /* user stack pointer at the entry of the call whose return
+			   closes the record (points at its return address); 0
+			   while an operator new waits for its allocator call */
+	__u64 new_sp;   /* operator new's entry stack pointer, 0 outside one */
+	__u64 new_ret;  /* the return address at new_sp at that entry */
+	__u64 new_site; /* stack hash of operator new's caller (its site) */
 	__u32 fn;
-	__u32 depth;
+	__u32 chained;  /* nested calls entered by a tail jump, not yet returned */
 	__u32 has_old;  /* old block was moved out of the allocs map at entry */
 	__u32 pad;
 	struct stray_alloc old; /* realloc's old block, restored if realloc fails */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "bpf_cxx.h"
 #include "drain.h"
 #include "loader.h"
 
@@ -53,8 +54,8 @@ static uint64_t now_ns(void)
 }
 
 /* Outstanding bytes and blocks recorded for sites whose first frame lies in
- * trigger function fn (a return address just after its call). */
-static void recorded(void *fn, uint64_t *bytes, uint64_t *blocks)
+ * the span bytes from fn (a return address just after a call in it). */
+static void recorded_span(const void *fn, uintptr_t span, uint64_t *bytes, uint64_t *blocks)
 {
 	const struct site_record *recs;
 	size_t n;
@@ -65,11 +66,17 @@ static void recorded(void *fn, uint64_t *bytes, uint64_t *blocks)
 	recs = drain__records(drain, &n);
 	*bytes = *blocks = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (recs[i].depth && recs[i].ips[0] - (uintptr_t)fn < 256) {
+		if (recs[i].depth && recs[i].ips[0] - (uintptr_t)fn < span) {
 			*bytes += recs[i].live.bytes;
 			*blocks += recs[i].live.allocations;
 		}
 	}
+}
+
+/* The same for trigger function fn (triggers are 256 bytes apart). */
+static void recorded(const void *fn, uint64_t *bytes, uint64_t *blocks)
+{
+	recorded_span(fn, 256, bytes, blocks);
 }
 
 /*
@@ -267,4 +274,155 @@ Test(bpf_probes, free_of_unknown_block_is_counted)
 	uint64_t after = kernel_counter(STRAY_CNT_UNMATCHED_FREES);
 
 	cr_expect_eq(after, unmatched + 1, "unmatched %lu -> %lu", unmatched, after);
+}
+
+/* ---- C++: operator new and delete (triggers in tests/bpf_cxx.cpp) ---- */
+
+struct counts {
+	uint64_t allocs, frees, unmatched, failed, stale, missing, dups;
+};
+
+static void counts_now(struct counts *c)
+{
+	c->allocs = kernel_counter(STRAY_CNT_ALLOCS);
+	c->frees = kernel_counter(STRAY_CNT_FREES);
+	c->unmatched = kernel_counter(STRAY_CNT_UNMATCHED_FREES);
+	c->failed = kernel_counter(STRAY_CNT_FAILED_ALLOCS);
+	c->stale = kernel_counter(STRAY_CNT_STALE_INFLIGHT);
+	c->missing = kernel_counter(STRAY_CNT_MISSING_ENTRY);
+	c->dups = kernel_counter(STRAY_CNT_DUPLICATE_ADDR);
+}
+
+/* Counter deltas since *before: allocations, frees, failed allocations;
+ * every other counter must not have moved. */
+static void expect_deltas(const struct counts *before, uint64_t allocs, uint64_t frees, uint64_t failed,
+			  const char *what)
+{
+	struct counts now;
+
+	counts_now(&now);
+	cr_expect_eq(now.allocs - before->allocs, allocs, "%s: %lu allocations recorded, expected %lu", what,
+		     now.allocs - before->allocs, allocs);
+	cr_expect_eq(now.frees - before->frees, frees, "%s: %lu frees, expected %lu", what,
+		     now.frees - before->frees, frees);
+	cr_expect_eq(now.failed - before->failed, failed, "%s: %lu failed, expected %lu", what,
+		     now.failed - before->failed, failed);
+	cr_expect_eq(now.unmatched, before->unmatched, "%s: unmatched frees", what);
+	cr_expect_eq(now.stale, before->stale, "%s: stale in-flight records", what);
+	cr_expect_eq(now.missing, before->missing, "%s: returns without entry", what);
+	cr_expect_eq(now.dups, before->dups, "%s: duplicate addresses", what);
+}
+
+static const char *const new_names[CXX_NEW_FORMS] = {
+	"new", "new[]", "new(nothrow)", "new[](nothrow)", "new(align)", "new[](align)",
+	"new(align, nothrow)", "new[](align, nothrow)",
+};
+
+/* Every operator new form is one allocation at its caller, although
+ * libstdc++'s calls malloc or aligned_alloc inside (and new[] tail-jumps
+ * into new); the block is then outstanding until deleted. */
+Test(bpf_probes, every_operator_new_counts_once_at_its_caller)
+{
+	for (int form = 0; form < CXX_NEW_FORMS; form++) {
+		uint64_t bytes, blocks, size = 40 + 8 * form;
+		struct counts before;
+
+		counts_now(&before);
+		keep[form] = cxx_new_triggers[form](size, 64);
+		cr_assert(keep[form]);
+		expect_deltas(&before, 1, 0, 0, new_names[form]);
+		recorded(cxx_new_triggers[form], &bytes, &blocks);
+		cr_expect_eq(bytes, size, "%s: %lu bytes outstanding, expected %lu", new_names[form], bytes, size);
+		cr_expect_eq(blocks, 1, "%s: %lu blocks outstanding", new_names[form], blocks);
+	}
+}
+
+static const char *const delete_names[CXX_DELETE_FORMS] = {
+	"delete", "delete[]", "delete(size)", "delete[](size)", "delete(nothrow)", "delete[](nothrow)",
+	"delete(align)", "delete[](align)", "delete(size, align)", "delete[](size, align)",
+	"delete(align, nothrow)", "delete[](align, nothrow)",
+};
+
+/* Every delete form releases its block once, although libstdc++'s forms
+ * tail-jump into one another and into free. */
+Test(bpf_probes, every_operator_delete_frees_once)
+{
+	for (int form = 0; form < CXX_DELETE_FORMS; form++) {
+		bool aligned = form >= CXX_DELETE_ALIGNED;
+		bool array = form & 1;
+		int nform = (array ? CXX_NEW_ARRAY : CXX_NEW) + (aligned ? CXX_NEW_ALIGNED : 0);
+		uint64_t bytes, blocks, size = 24 + 8 * form;
+		struct counts before;
+		void *p;
+
+		p = cxx_new_triggers[nform](size, 64);
+		cr_assert(p);
+		recorded(cxx_new_triggers[nform], &bytes, &blocks);
+		cr_expect_eq(blocks, 1, "%s: the block to delete was not recorded", delete_names[form]);
+		counts_now(&before);
+		cxx_delete(form, p, size, 64);
+		expect_deltas(&before, 0, 1, 0, delete_names[form]);
+		recorded(cxx_new_triggers[nform], &bytes, &blocks);
+		cr_expect_eq(blocks, 0, "%s: %lu blocks still outstanding", delete_names[form], blocks);
+	}
+	/* delete of a null pointer: nothing at all. */
+	for (int form = 0; form < CXX_DELETE_FORMS; form++) {
+		struct counts before;
+
+		counts_now(&before);
+		cxx_delete(form, NULL, 8, 64);
+		expect_deltas(&before, 0, 0, 0, delete_names[form]);
+	}
+}
+
+/*
+ * A failing nothrow new returns NULL: counted as failed, never recorded.
+ * Inside it libstdc++'s throwing new throws std::bad_alloc and catches it:
+ * the exception object is an ordinary malloc'ed and freed block. The next
+ * call in the same frame is recorded.
+ */
+Test(bpf_probes, failed_nothrow_new_is_not_recorded)
+{
+	uint64_t bytes, blocks;
+	struct counts before;
+	void *p = NULL;
+
+	counts_now(&before);
+	cr_assert_eq(cxx_new_after_nothrow_failure(SIZE_MAX - 4096, 72, &p), 1);
+	keep[0] = p;
+	cr_assert(p);
+	expect_deltas(&before, 2, 1, 1, "nothrow new failure, then nothrow new");
+	recorded_span(cxx_new_after_nothrow_failure, 1024, &bytes, &blocks);
+	cr_expect_eq(bytes, 72);
+	cr_expect_eq(blocks, 1);
+}
+
+/*
+ * operator new that throws std::bad_alloc (caught) must leave the program
+ * working (no return probe on new: the unwinder cannot pass a uretprobe
+ * trampoline) and must not make the thread's later calls look nested: a
+ * new in the very frame that caught it (same stack pointer) is recorded,
+ * and so are later calls from deeper frames.
+ */
+Test(bpf_probes, new_after_bad_alloc_is_recorded)
+{
+	uint64_t bytes, blocks;
+	struct counts before;
+	void *p = NULL;
+
+	counts_now(&before);
+	cr_assert_eq(cxx_new_after_throw(SIZE_MAX - 4096, 88, &p), 1, "operator new(huge) did not throw");
+	keep[0] = p;
+	/* The exception object (allocated and freed), then the new. */
+	expect_deltas(&before, 2, 1, 1, "bad_alloc, then new");
+	recorded_span(cxx_new_after_throw, 1024, &bytes, &blocks);
+	cr_expect_eq(bytes, 88);
+	cr_expect_eq(blocks, 1);
+
+	counts_now(&before);
+	keep[1] = cxx_new_triggers[CXX_NEW](56, 0);
+	keep[2] = trig_malloc(48);
+	cxx_delete(CXX_DELETE, keep[1], 0, 0);
+	free(keep[2]);
+	expect_deltas(&before, 2, 2, 0, "new, malloc, delete, free after bad_alloc");
 }

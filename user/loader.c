@@ -17,7 +17,7 @@ _Static_assert(sizeof(struct stray_alloc_key) == 16, "ABI: stray_alloc_key");
 _Static_assert(sizeof(struct stray_site_key) == 16, "ABI: stray_site_key");
 _Static_assert(sizeof(struct stray_alloc) == 32, "ABI: stray_alloc");
 _Static_assert(sizeof(struct stray_site) == 56 + 8 * STRAY_MAX_STACK_DEPTH, "ABI: stray_site");
-_Static_assert(sizeof(struct stray_inflight) == 40 + sizeof(struct stray_alloc), "ABI: stray_inflight");
+_Static_assert(sizeof(struct stray_inflight) == 64 + sizeof(struct stray_alloc), "ABI: stray_inflight");
 _Static_assert(sizeof(struct stray_counters) == 8 * STRAY_CNT_NR, "ABI: stray_counters");
 
 const char *const stray_fn_names[STRAY_FN_COUNT] = {
@@ -31,6 +31,27 @@ const char *const stray_fn_names[STRAY_FN_COUNT] = {
 	[STRAY_FN_MEMALIGN] = "memalign",
 	[STRAY_FN_VALLOC] = "valloc",
 	[STRAY_FN_PVALLOC] = "pvalloc",
+	/* Itanium C++ ABI names, size_t = unsigned long (m). */
+	[STRAY_FN_NEW] = "_Znwm",
+	[STRAY_FN_NEW_ARRAY] = "_Znam",
+	[STRAY_FN_NEW_NOTHROW] = "_ZnwmRKSt9nothrow_t",
+	[STRAY_FN_NEW_ARRAY_NOTHROW] = "_ZnamRKSt9nothrow_t",
+	[STRAY_FN_NEW_ALIGNED] = "_ZnwmSt11align_val_t",
+	[STRAY_FN_NEW_ARRAY_ALIGNED] = "_ZnamSt11align_val_t",
+	[STRAY_FN_NEW_ALIGNED_NOTHROW] = "_ZnwmSt11align_val_tRKSt9nothrow_t",
+	[STRAY_FN_NEW_ARRAY_ALIGNED_NOTHROW] = "_ZnamSt11align_val_tRKSt9nothrow_t",
+	[STRAY_FN_DELETE] = "_ZdlPv",
+	[STRAY_FN_DELETE_ARRAY] = "_ZdaPv",
+	[STRAY_FN_DELETE_SIZED] = "_ZdlPvm",
+	[STRAY_FN_DELETE_ARRAY_SIZED] = "_ZdaPvm",
+	[STRAY_FN_DELETE_NOTHROW] = "_ZdlPvRKSt9nothrow_t",
+	[STRAY_FN_DELETE_ARRAY_NOTHROW] = "_ZdaPvRKSt9nothrow_t",
+	[STRAY_FN_DELETE_ALIGNED] = "_ZdlPvSt11align_val_t",
+	[STRAY_FN_DELETE_ARRAY_ALIGNED] = "_ZdaPvSt11align_val_t",
+	[STRAY_FN_DELETE_SIZED_ALIGNED] = "_ZdlPvmSt11align_val_t",
+	[STRAY_FN_DELETE_ARRAY_SIZED_ALIGNED] = "_ZdaPvmSt11align_val_t",
+	[STRAY_FN_DELETE_ALIGNED_NOTHROW] = "_ZdlPvSt11align_val_tRKSt9nothrow_t",
+	[STRAY_FN_DELETE_ARRAY_ALIGNED_NOTHROW] = "_ZdaPvSt11align_val_tRKSt9nothrow_t",
 };
 
 /* An object already probed in a target, identified by inode so that two
@@ -164,7 +185,16 @@ static int attach_multi(struct target *t, struct bpf_program *prog, const char *
 	return 0;
 }
 
-size_t alloc_object__sites(const struct alloc_object *o, bool include_free,
+/* free returns nothing that matters; operator new must not have a return
+ * probe (bpf/stray.h, struct stray_inflight): the C++ unwinder cannot
+ * unwind through the uretprobe trampoline, so a std::bad_alloc thrown out
+ * of a probed new would terminate the program. */
+static bool has_return_probe(int fn)
+{
+	return fn != STRAY_FN_FREE && (fn < STRAY_FN_NEW || fn > STRAY_FN_NEW_ARRAY_ALIGNED_NOTHROW);
+}
+
+size_t alloc_object__sites(const struct alloc_object *o, bool entries,
 			   unsigned long *offsets, __u64 *fns)
 {
 	size_t n = 0;
@@ -174,7 +204,7 @@ size_t alloc_object__sites(const struct alloc_object *o, bool include_free,
 
 		for (int i = 0; i < fn; i++)
 			alias |= o->found[i] && o->offsets[i] == o->offsets[fn];
-		if (!o->found[fn] || alias || (fn == STRAY_FN_FREE && !include_free))
+		if (!o->found[fn] || alias || (!entries && !has_return_probe(fn)))
 			continue;
 		offsets[n] = o->offsets[fn];
 		fns[n++] = fn;
@@ -184,8 +214,8 @@ size_t alloc_object__sites(const struct alloc_object *o, bool include_free,
 
 /* Probe every allocator function of one object in one process: a single
  * uprobe_multi link for the entries and one for the returns, with the
- * function (enum stray_fn) as each offset's cookie. free needs no return
- * probe: nothing it returns matters. */
+ * function (enum stray_fn) as each offset's cookie. free and operator new
+ * have no return probe (has_return_probe). */
 static int attach_object(struct loader *l, struct target *t, const struct alloc_object *o)
 {
 	unsigned long entry_offs[STRAY_FN_COUNT], ret_offs[STRAY_FN_COUNT];

@@ -36,10 +36,11 @@ struct allocator {
  * The distinct probe sites of object o: file offsets and the function
  * (enum stray_fn) at each, in enum order. Aliases (glibc's memalign and
  * aligned_alloc are one function) appear once, or each call would be seen
- * twice. free is included only with include_free (it needs no return
- * probe). Arrays hold STRAY_FN_COUNT entries; returns the count.
+ * twice. entries: every function (entry probes); otherwise only those with
+ * a return probe (neither free nor operator new). Arrays hold
+ * STRAY_FN_COUNT entries; returns the count.
  */
-size_t alloc_object__sites(const struct alloc_object *o, bool include_free,
+size_t alloc_object__sites(const struct alloc_object *o, bool entries,
 			   unsigned long *offsets, __u64 *fns);
 
 /* Open, configure and load the BPF programs. NULL with errno on failure;
