@@ -12,6 +12,13 @@
 #include "stack.bpf.h"
 
 #define EEXIST 17
+#define MAP_SHARED_F 0x01
+#define MAP_FIXED_F 0x10
+#define MAP_ANONYMOUS_F 0x20
+#define MAP_STACK_F 0x20000
+#define MREMAP_DONTUNMAP_F 4
+/* mmap and mremap return -errno in [-4095, -1] on failure (MAP_FAILED: -1). */
+#define IS_MAP_ERR(x) ((__u64)(x) >= (__u64)-4095)
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -92,7 +99,7 @@ static __always_inline bool is_target(__u32 tgid)
  * function's own first instruction) and the stack reads the same.
  */
 static __always_inline struct stray_site *site_of_current_stack(void *ctx, __u32 tgid, __u64 ret_slot,
-								 __u64 *hash)
+								 __u64 *hash, __u32 kind)
 {
 	struct stray_site_key key = { .tgid = tgid };
 	struct stray_site *s, *found;
@@ -115,6 +122,10 @@ static __always_inline struct stray_site *site_of_current_stack(void *ctx, __u32
 	}
 	s->depth = n / sizeof(__u64);
 	key.stack_hash = hash_stack(tgid, s->ips, s->depth);
+	/* The kind is part of the site's identity. */
+	if (kind != STRAY_KIND_HEAP)
+		key.stack_hash = mix(key.stack_hash, 0x6d6d61702d6b6e64ULL + kind);
+	s->kind = kind;
 	*hash = key.stack_hash;
 
 	found = bpf_map_lookup_elem(&sites, &key);
@@ -151,7 +162,7 @@ static __always_inline void site_release(__u32 tgid, const struct stray_alloc *a
 	struct stray_site_key key = { .tgid = tgid, .stack_hash = a->stack_hash };
 	struct stray_site *site = bpf_map_lookup_elem(&sites, &key);
 
-	count(STRAY_CNT_FREES);
+	count(a->kind == STRAY_KIND_MMAP ? STRAY_CNT_UNMAPS : STRAY_CNT_FREES);
 	if (!site)
 		return;
 	__sync_fetch_and_add(&site->live_bytes, -(__s64)a->size);
@@ -192,6 +203,7 @@ static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u6
 {
 	struct stray_alloc_key key = { .tgid = tgid, .addr = addr };
 	struct stray_alloc a = { .size = size, .fn = fn };
+	__u32 kind = fn >= STRAY_FN_MMAP ? STRAY_KIND_MMAP : STRAY_KIND_HEAP;
 	struct stray_site_key site_key = { .tgid = tgid, .stack_hash = site_hash };
 	struct stray_alloc stale;
 	struct stray_site *site;
@@ -209,14 +221,15 @@ static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u6
 		if (!site) /* map full at new's entry, or reclaimed since */
 			count(STRAY_CNT_SITE_MAP_FULL);
 	} else {
-		site = site_of_current_stack(ctx, tgid, 0, &a.stack_hash);
+		site = site_of_current_stack(ctx, tgid, 0, &a.stack_hash, kind);
 	}
+	a.kind = kind;
 	a.ts_ns = bpf_ktime_get_ns();
 	if (bpf_map_update_elem(&allocs, &key, &a, BPF_NOEXIST)) {
 		count(STRAY_CNT_ALLOC_MAP_FULL);
 		return;
 	}
-	count(STRAY_CNT_ALLOCS);
+	count(kind == STRAY_KIND_MMAP ? STRAY_CNT_MAPS : STRAY_CNT_ALLOCS);
 	if (site)
 		site_add(site, size);
 }
@@ -230,11 +243,25 @@ static __always_inline void restore_alloc(__u32 tgid, __u64 addr, const struct s
 		count(STRAY_CNT_ALLOC_MAP_FULL);
 }
 
+/* Like take_alloc, for an mmap region only (a heap block is left alone). */
+static __always_inline bool take_region(__u32 tgid, __u64 addr, struct stray_alloc *out)
+{
+	struct stray_alloc_key key = { .tgid = tgid, .addr = addr };
+	struct stray_alloc *a = bpf_map_lookup_elem(&allocs, &key);
+
+	if (!a || a->kind != STRAY_KIND_MMAP)
+		return false;
+	*out = *a;
+	return bpf_map_delete_elem(&allocs, &key) == 0;
+}
+
 enum entry_action {
 	ENTRY_PLAIN,     /* allocation only */
 	ENTRY_MOVES_OLD, /* realloc: ptr_arg's block moves out, back on failure */
 	ENTRY_FREES,     /* operator delete: ptr_arg's block is released */
 	ENTRY_NEW,       /* operator new: no return probe, see stray_inflight */
+	ENTRY_MAP,       /* mmap: like ENTRY_PLAIN, never adopts operator new's record */
+	ENTRY_REMAP,     /* mremap: ptr_arg's region moves out, back on failure */
 };
 
 /* Whether the operator new of record in still runs at stack pointer sp:
@@ -268,11 +295,12 @@ static __always_inline bool new_waiting(const struct stray_inflight *in)
  * first plain allocator call adopts new's record (its size and site); a
  * nested operator new (new[] tail-jumps into new) leaves it alone.
  */
-static __always_inline int enter(void *ctx, __u32 fn, __u64 size, __u64 ptr_arg, enum entry_action action)
+static __always_inline int enter_aux(void *ctx, __u32 fn, __u64 size, __u64 ptr_arg, enum entry_action action,
+				     __u32 aux)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
-	struct stray_inflight rec = { .size = size, .ptr_arg = ptr_arg, .fn = fn };
+	struct stray_inflight rec = { .size = size, .ptr_arg = ptr_arg, .fn = fn, .old_pages = aux };
 	struct stray_inflight *in;
 	__u64 sp;
 
@@ -308,7 +336,7 @@ static __always_inline int enter(void *ctx, __u32 fn, __u64 size, __u64 ptr_arg,
 		rec.new_sp = sp;
 		if (bpf_probe_read_user(&rec.new_ret, sizeof(rec.new_ret), (void *)sp))
 			return 0;
-		site_of_current_stack(ctx, tgid, sp, &rec.new_site);
+		site_of_current_stack(ctx, tgid, sp, &rec.new_site, STRAY_KIND_HEAP);
 	} else {
 		rec.sp = sp;
 	}
@@ -317,6 +345,9 @@ static __always_inline int enter(void *ctx, __u32 fn, __u64 size, __u64 ptr_arg,
 		if (!rec.has_old)
 			count(STRAY_CNT_UNMATCHED_FREES);
 	}
+	/* mremap of an untracked mapping (file, before attach): not recorded. */
+	if (action == ENTRY_REMAP && take_region(tgid, ptr_arg, &rec.old))
+		rec.has_old = 1;
 	if (action == ENTRY_FREES && ptr_arg)
 		record_free(tgid, ptr_arg);
 	if (bpf_map_update_elem(&inflight, &tid, &rec, BPF_NOEXIST)) {
@@ -325,6 +356,11 @@ static __always_inline int enter(void *ctx, __u32 fn, __u64 size, __u64 ptr_arg,
 			restore_alloc(tgid, ptr_arg, &rec.old);
 	}
 	return 0;
+}
+
+static __always_inline int enter(void *ctx, __u32 fn, __u64 size, __u64 ptr_arg, enum entry_action action)
+{
+	return enter_aux(ctx, fn, size, ptr_arg, action, 0);
 }
 
 /*
@@ -454,6 +490,221 @@ static __always_inline int leave_posix_memalign(void *ctx, const struct stray_in
 	return 0;
 }
 
+/* ==== anonymous mappings ===============================================
+ * Regions are kept in the allocs map like heap blocks, keyed by (tgid,
+ * start), with kind STRAY_KIND_MMAP, their size in whole pages. */
+
+/*
+ * Release [lo, hi) of region r (start s), already taken out of the map: the
+ * pieces left below and above it go back under their own starts, with the
+ * same site and age (a middle unmap makes two regions of one site).
+ */
+static __always_inline void cut_region(__u32 tgid, __u64 s, const struct stray_alloc *r, __u64 lo, __u64 hi)
+{
+	struct stray_site_key skey = { .tgid = tgid, .stack_hash = r->stack_hash };
+	struct stray_alloc_key key = { .tgid = tgid };
+	struct stray_alloc piece = *r;
+	struct stray_site *site;
+	__u64 e = s + r->size, kept_bytes = 0, released;
+	__s64 kept = 0;
+
+	if (lo < s)
+		lo = s;
+	if (hi > e)
+		hi = e;
+	if (s < lo) {
+		key.addr = s;
+		piece.size = lo - s;
+		if (bpf_map_update_elem(&allocs, &key, &piece, BPF_ANY)) {
+			count(STRAY_CNT_ALLOC_MAP_FULL);
+		} else {
+			kept++;
+			kept_bytes += piece.size;
+		}
+	}
+	if (hi < e) {
+		key.addr = hi;
+		piece.size = e - hi;
+		if (bpf_map_update_elem(&allocs, &key, &piece, BPF_ANY)) {
+			count(STRAY_CNT_ALLOC_MAP_FULL);
+		} else {
+			kept++;
+			kept_bytes += piece.size;
+		}
+	}
+	if (!kept)
+		count(STRAY_CNT_UNMAPS);
+	site = bpf_map_lookup_elem(&sites, &skey);
+	if (!site)
+		return;
+	released = r->size - kept_bytes;
+	__sync_fetch_and_add(&site->live_bytes, -(__s64)released);
+	__sync_fetch_and_add(&site->free_bytes, released);
+	if (kept != 1)
+		__sync_fetch_and_add(&site->live_count, kept - 1);
+	if (!kept)
+		__sync_fetch_and_add(&site->free_count, 1);
+}
+
+struct region_search {
+	__u64 addr;
+	__u64 end; /* search_above: stop before this address */
+	__u64 found;
+	__u32 tgid;
+	__u32 pad;
+};
+
+/* bpf_loop callback: is page k+1 below addr the start of a region that
+ * contains addr? The first region found below ends the search (regions do
+ * not overlap). */
+static long search_below(__u64 k, void *data)
+{
+	struct region_search *rs = data;
+	struct stray_alloc_key key = { .tgid = rs->tgid };
+	__u64 step = (k + 1) * page_size;
+	struct stray_alloc *a;
+
+	if (step > rs->addr)
+		return 1;
+	key.addr = rs->addr - step;
+	a = bpf_map_lookup_elem(&allocs, &key);
+	if (!a || a->kind != STRAY_KIND_MMAP)
+		return 0;
+	if (key.addr + a->size > rs->addr)
+		rs->found = key.addr;
+	return 1;
+}
+
+/* bpf_loop callback: is page k+1 above addr, below end, a region's start? */
+static long search_above(__u64 k, void *data)
+{
+	struct region_search *rs = data;
+	struct stray_alloc_key key = { .tgid = rs->tgid, .addr = rs->addr + (k + 1) * page_size };
+	struct stray_alloc *a;
+
+	if (key.addr >= rs->end)
+		return 1;
+	a = bpf_map_lookup_elem(&allocs, &key);
+	if (!a || a->kind != STRAY_KIND_MMAP)
+		return 0;
+	rs->found = key.addr;
+	return 1;
+}
+
+/*
+ * Unmap [a, b) from the tracked regions of tgid. Regions are found at a
+ * (exact start), inside a region that starts at most
+ * STRAY_UNMAP_SEARCH_PAGES pages below a, and, past the end of each region
+ * handled (or past a if none holds it), at the first region start within
+ * STRAY_UNMAP_SEARCH_PAGES pages that is still below b. Each region found
+ * loses its part in the range: all of it (removed), its front or back
+ * (shrunk) or its middle (split in two, one site). Up to
+ * STRAY_UNMAP_MAX_REGIONS regions per call; more are counted.
+ */
+static __always_inline void unmap_range(__u32 tgid, __u64 a, __u64 b, bool count_miss)
+{
+	struct region_search rs = { .addr = a, .tgid = tgid };
+	struct stray_alloc_key key = { .tgid = tgid };
+	struct stray_alloc r, *next;
+	__u64 cur = a, s;
+	int i, done = 0;
+
+	for (i = 0; i < STRAY_UNMAP_MAX_REGIONS; i++) {
+		if (cur >= b)
+			break;
+		s = cur;
+		if (!take_region(tgid, s, &r)) {
+			rs.found = 0;
+			if (!i) /* a region holding a? */
+				bpf_loop(STRAY_UNMAP_SEARCH_PAGES, search_below, &rs, 0);
+			if (!rs.found) { /* the next region start in the range */
+				rs.addr = cur;
+				rs.end = b;
+				bpf_loop(STRAY_UNMAP_SEARCH_PAGES, search_above, &rs, 0);
+			}
+			s = rs.found;
+			if (!s || !take_region(tgid, s, &r))
+				break;
+		}
+		cut_region(tgid, s, &r, cur, b);
+		done++;
+		cur = s + r.size;
+	}
+	if (!done) {
+		if (count_miss)
+			count(STRAY_CNT_UNMATCHED_UNMAPS);
+		return;
+	}
+	key.addr = cur;
+	if (cur < b && (next = bpf_map_lookup_elem(&allocs, &key)) && next->kind == STRAY_KIND_MMAP)
+		count(STRAY_CNT_UNMAP_UNHANDLED);
+}
+
+/* munmap, at its entry (like free: before another thread can map the
+ * range again). One inside an allocator call (glibc's realloc of a mapped
+ * chunk) is the allocator's business. */
+static __always_inline int on_unmap(void *ctx, __u64 addr, __u64 len)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+	struct stray_inflight *in;
+
+	if (!len || !is_target(tgid))
+		return 0;
+	in = bpf_map_lookup_elem(&inflight, &tid);
+	if (in && !new_waiting(in) && PT_REGS_SP((struct pt_regs *)ctx) <= in->sp)
+		return 0;
+	unmap_range(tgid, addr, addr + whole_pages(len), true);
+	return 0;
+}
+
+/*
+ * mmap's return. Only anonymous mappings are recorded, not thread stacks
+ * (MAP_STACK: glibc's pthread_create, which caches and reuses them), and
+ * never a failure. MAP_FIXED replaces whatever was mapped in the range, a
+ * file mapping too: the regions there are unmapped first.
+ */
+static __always_inline int leave_mmap(void *ctx, const struct stray_inflight *rec, __u64 ret)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 flags = rec->ptr_arg;
+
+	if (IS_MAP_ERR(ret))
+		return 0;
+	if (flags & MAP_FIXED_F)
+		unmap_range(tgid, ret, ret + rec->size, false);
+	if (!(flags & MAP_ANONYMOUS_F) || (flags & MAP_STACK_F))
+		return 0;
+	record_alloc(ctx, tgid, ret, rec->size, STRAY_FN_MMAP, 0);
+	return 0;
+}
+
+/*
+ * mremap's return. The old region was taken out at entry (only a tracked
+ * one: an untracked mapping's remap is not recorded either). On failure it
+ * goes back. Otherwise its first old_size bytes are released (the rest, if
+ * old_size was smaller, stays a region) and the new region is recorded at
+ * the old region's site. old_size 0 (a second mapping of a shared region)
+ * and MREMAP_DONTUNMAP leave the old region in place.
+ */
+static __always_inline int leave_mremap(void *ctx, const struct stray_inflight *rec, __u64 ret)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 old_bytes = (__u64)rec->old_pages * page_size;
+
+	if (!rec->has_old)
+		return 0;
+	if (IS_MAP_ERR(ret) || !old_bytes) {
+		restore_alloc(tgid, rec->ptr_arg, &rec->old);
+		if (IS_MAP_ERR(ret))
+			return 0;
+	} else {
+		cut_region(tgid, rec->ptr_arg, &rec->old, rec->ptr_arg, rec->ptr_arg + old_bytes);
+	}
+	record_alloc(ctx, tgid, ret, rec->size, STRAY_FN_MREMAP, rec->old.stack_hash);
+	return 0;
+}
+
 /*
  * One entry program and one return program serve every allocator function:
  * user space attaches each with a single uprobe_multi link per process and
@@ -518,6 +769,16 @@ int BPF_UPROBE(alloc_entry)
 	case STRAY_FN_DELETE_ALIGNED_NOTHROW:
 	case STRAY_FN_DELETE_ARRAY_ALIGNED_NOTHROW:
 		return enter(ctx, bpf_get_attach_cookie(ctx), 0, a1, ENTRY_FREES);
+	/* mmap(addr, length, prot, flags, fd, offset): flags kept in ptr_arg. */
+	case STRAY_FN_MMAP:
+		return enter(ctx, STRAY_FN_MMAP, whole_pages(a2), PT_REGS_PARM4(ctx), ENTRY_MAP);
+	case STRAY_FN_MUNMAP:
+		return on_unmap(ctx, a1, a2);
+	/* mremap(old_address, old_size, new_size, flags, ...) */
+	case STRAY_FN_MREMAP:
+		return enter_aux(ctx, STRAY_FN_MREMAP, whole_pages(a3), a1, ENTRY_REMAP,
+				 (PT_REGS_PARM4(ctx) & MREMAP_DONTUNMAP_F) ? 0 :
+				 (a2 + page_size - 1) / page_size);
 	}
 	return 0;
 }
@@ -540,6 +801,10 @@ int BPF_URETPROBE(alloc_return, long ret)
 		return leave_posix_memalign(ctx, &rec, (int)ret);
 	case STRAY_FN_DELETE ... STRAY_FN_DELETE_ARRAY_ALIGNED_NOTHROW:
 		return 0; /* released at entry */
+	case STRAY_FN_MMAP:
+		return leave_mmap(ctx, &rec, ret);
+	case STRAY_FN_MREMAP:
+		return leave_mremap(ctx, &rec, ret);
 	default:
 		return leave_alloc(ctx, &rec, ret);
 	}

@@ -55,6 +55,11 @@ enum stray_fn {
 	STRAY_FN_DELETE_ARRAY_SIZED_ALIGNED,
 	STRAY_FN_DELETE_ALIGNED_NOTHROW,
 	STRAY_FN_DELETE_ARRAY_ALIGNED_NOTHROW,
+	/* Anonymous mappings (a separate kind, STRAY_KIND_MMAP): libc's
+	 * wrappers, probed like the allocator functions. */
+	STRAY_FN_MMAP,
+	STRAY_FN_MUNMAP,
+	STRAY_FN_MREMAP,
 	STRAY_FN_COUNT,
 };
 
@@ -72,8 +77,29 @@ enum stray_counter {
 	STRAY_CNT_STACK_COLLISIONS,/* two different stacks hashed to one site key */
 	STRAY_CNT_DUPLICATE_ADDR,  /* allocation returned an address already live */
 	STRAY_CNT_STALE_INFLIGHT,  /* in-flight record whose return was never seen */
+	STRAY_CNT_MAPS,            /* anonymous regions recorded (mmap, mremap) */
+	STRAY_CNT_UNMAPS,          /* regions released whole (munmap, mremap's old one) */
+	STRAY_CNT_UNMATCHED_UNMAPS,/* munmap/MAP_FIXED range with no tracked region found
+				      (mapped before attach, not anonymous, not through
+				      libc's wrapper, or an interior unmap of a region
+				      starting more than STRAY_UNMAP_SEARCH_PAGES below) */
+	STRAY_CNT_UNMAP_UNHANDLED, /* munmap range reaching past STRAY_UNMAP_MAX_REGIONS
+				      contiguous regions: the rest stays recorded */
 	STRAY_CNT_NR,
 };
+
+/* Allocation kinds: a site holds one kind only (the kind is mixed into its
+ * stack hash), so a function that both mallocs and mmaps is two sites. */
+enum stray_kind {
+	STRAY_KIND_HEAP = 0, /* malloc family and operator new */
+	STRAY_KIND_MMAP = 1, /* anonymous mmap regions (mremap keeps the kind) */
+};
+
+/* munmap: regions per call handled (contiguous ones), and how far below an
+ * unmapped address that is not a region start the containing region's start
+ * is searched for (one hash lookup per page, bpf_loop). */
+#define STRAY_UNMAP_MAX_REGIONS 4
+#define STRAY_UNMAP_SEARCH_PAGES 256
 
 /* Key of the outstanding-allocation map: one entry per live block. */
 struct stray_alloc_key {
@@ -95,7 +121,7 @@ struct stray_alloc {
 	__u64 ts_ns; /* bpf_ktime_get_ns() at allocation */
 	__u64 stack_hash;
 	__u32 fn; /* enum stray_fn that made it */
-	__u32 pad;
+	__u32 kind; /* enum stray_kind */
 };
 
 /* Per-site aggregate, updated with atomic adds by every CPU. */
@@ -107,7 +133,7 @@ struct stray_site {
 	__u64 free_bytes;
 	__u64 free_count;
 	__u32 depth; /* valid entries in ips[] */
-	__u32 pad;
+	__u32 kind;  /* enum stray_kind */
 	/* Return addresses, innermost first: ips[0] is in the function that
 	 * called the allocator. */
 	__u64 ips[STRAY_MAX_STACK_DEPTH];
@@ -143,7 +169,7 @@ struct stray_inflight {
 	__u32 fn;
 	__u32 chained;  /* nested calls entered by a tail jump, not yet returned */
 	__u32 has_old;  /* old block was moved out of the allocs map at entry */
-	__u32 pad;
+	__u32 old_pages;/* mremap: old_size in pages */
 	struct stray_alloc old; /* realloc's old block, restored if realloc fails */
 };
 

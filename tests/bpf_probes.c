@@ -426,3 +426,248 @@ Test(bpf_probes, new_after_bad_alloc_is_recorded)
 	free(keep[2]);
 	expect_deltas(&before, 2, 2, 0, "new, malloc, delete, free after bad_alloc");
 }
+
+/* ---- anonymous mmap/munmap/mremap: a separate kind (STRAY_KIND_MMAP) ---- */
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+#define PG ((size_t)sysconf(_SC_PAGESIZE))
+
+/* Outstanding bytes and blocks of kind at trigger fn's sites. */
+static void recorded_kind(const void *fn, uint32_t kind, uint64_t *bytes, uint64_t *blocks)
+{
+	const struct site_record *recs;
+	size_t n;
+
+	drain__free(drain);
+	drain = drain__new(loader, 512);
+	cr_assert_eq(drain__harvest(drain, getpid(), 0, now_ns(), false), 0);
+	recs = drain__records(drain, &n);
+	*bytes = *blocks = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (recs[i].kind == kind && recs[i].depth && recs[i].ips[0] - (uintptr_t)fn < 256) {
+			*bytes += recs[i].live.bytes;
+			*blocks += recs[i].live.allocations;
+		}
+	}
+}
+
+static void expect_mapped(const void *fn, uint64_t bytes, uint64_t blocks, const char *what)
+{
+	uint64_t b, n;
+
+	recorded_kind(fn, STRAY_KIND_MMAP, &b, &n);
+	cr_expect_eq(b, bytes, "%s: %lu mmap bytes recorded, expected %lu", what, b, bytes);
+	cr_expect_eq(n, blocks, "%s: %lu regions recorded, expected %lu", what, n, blocks);
+}
+
+TRIGGER static void *trig_mmap(size_t len, int flags, int fd)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, flags, fd, 0);
+
+	BARRIER();
+	return p;
+}
+
+TRIGGER static int trig_munmap(void *p, size_t len)
+{
+	int rc = munmap(p, len);
+
+	BARRIER();
+	return rc;
+}
+
+TRIGGER static void *trig_mremap(void *old, size_t old_size, size_t new_size, int flags, void *to)
+{
+	void *p = mremap(old, old_size, new_size, flags, to);
+
+	BARRIER();
+	return p;
+}
+
+/* A function that both mallocs and mmaps: two sites, one per kind. */
+TRIGGER static void *trig_both(void **block)
+{
+	void *p;
+
+	*block = malloc(300);
+	BARRIER();
+	p = mmap(NULL, 5000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	BARRIER();
+	return p;
+}
+
+Test(bpf_probes, anonymous_mmap_is_recorded_in_whole_pages_and_unmapped)
+{
+	uint64_t maps = kernel_counter(STRAY_CNT_MAPS), unmaps = kernel_counter(STRAY_CNT_UNMAPS);
+	uint64_t allocs = kernel_counter(STRAY_CNT_ALLOCS);
+	void *p = trig_mmap(10000, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+	void *q = trig_mmap(PG, MAP_SHARED | MAP_ANONYMOUS, -1);
+	uint64_t bytes, blocks;
+
+	cr_assert(p != MAP_FAILED && q != MAP_FAILED);
+	/* read before any harvest: the drain itself allocates */
+	cr_expect_eq(kernel_counter(STRAY_CNT_ALLOCS), allocs, "regions are not heap allocations");
+	expect_mapped(trig_mmap, 3 * PG + PG, 2, "private + shared");
+	recorded_kind(trig_mmap, STRAY_KIND_HEAP, &bytes, &blocks);
+	cr_expect_eq(blocks, 0, "an mmap region is not a heap block");
+	cr_expect_eq(kernel_counter(STRAY_CNT_MAPS) - maps, 2);
+	cr_assert_eq(trig_munmap(p, 10000), 0);
+	cr_assert_eq(trig_munmap(q, PG), 0);
+	expect_mapped(trig_mmap, 0, 0, "unmapped");
+	cr_expect_eq(kernel_counter(STRAY_CNT_UNMAPS) - unmaps, 2);
+}
+
+Test(bpf_probes, file_mappings_and_thread_stacks_are_ignored)
+{
+	int fd = open("/proc/self/exe", O_RDONLY);
+	void *p, *s;
+
+	cr_assert(fd >= 0);
+	p = mmap(NULL, 3 * PG, PROT_READ, MAP_PRIVATE, fd, 0);
+	BARRIER();
+	cr_assert(p != MAP_FAILED);
+	s = trig_mmap(4 * PG, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1);
+	cr_assert(s != MAP_FAILED);
+	p = trig_mmap(2 * PG, MAP_PRIVATE, fd);
+	cr_assert(p != MAP_FAILED);
+	expect_mapped(trig_mmap, 0, 0, "file mapping / MAP_STACK");
+	close(fd);
+}
+
+Test(bpf_probes, map_failed_is_never_recorded)
+{
+	uint64_t maps = kernel_counter(STRAY_CNT_MAPS);
+
+	/* neither MAP_PRIVATE nor MAP_SHARED: EINVAL */
+	cr_assert_eq(trig_mmap(PG, MAP_ANONYMOUS, -1), MAP_FAILED);
+	/* far more than the address space: ENOMEM */
+	cr_assert_eq(trig_mmap((size_t)1 << 62, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1), MAP_FAILED);
+	expect_mapped(trig_mmap, 0, 0, "MAP_FAILED");
+	cr_expect_eq(kernel_counter(STRAY_CNT_MAPS), maps);
+}
+
+Test(bpf_probes, partial_munmap_front_back_middle)
+{
+	char *f = trig_mmap(4 * PG, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+	char *b = trig_mmap(4 * PG, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+	char *m = trig_mmap(4 * PG, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+	uint64_t unmatched = kernel_counter(STRAY_CNT_UNMATCHED_UNMAPS);
+
+	cr_assert(f != MAP_FAILED && b != MAP_FAILED && m != MAP_FAILED);
+	expect_mapped(trig_mmap, 12 * PG, 3, "mapped");
+	cr_assert_eq(trig_munmap(f, PG), 0); /* front */
+	expect_mapped(trig_mmap, 11 * PG, 3, "front");
+	cr_assert_eq(trig_munmap(b + 3 * PG, 100), 0); /* back, length rounded up */
+	expect_mapped(trig_mmap, 10 * PG, 3, "back");
+	cr_assert_eq(trig_munmap(m + PG, 2 * PG), 0); /* middle: two regions */
+	expect_mapped(trig_mmap, 8 * PG, 4, "middle");
+	/* The shrunk and split pieces are regions of their own. */
+	cr_assert_eq(trig_munmap(f + PG, 3 * PG), 0);
+	cr_assert_eq(trig_munmap(b, 3 * PG), 0);
+	expect_mapped(trig_mmap, 2 * PG, 2, "front and back pieces unmapped");
+	/* One munmap over both middle pieces and the hole between them. */
+	cr_assert_eq(trig_munmap(m, 4 * PG), 0);
+	expect_mapped(trig_mmap, 0, 0, "all unmapped");
+	cr_expect_eq(kernel_counter(STRAY_CNT_UNMATCHED_UNMAPS), unmatched);
+	cr_expect_eq(kernel_counter(STRAY_CNT_UNMAP_UNHANDLED), 0);
+}
+
+Test(bpf_probes, munmap_over_adjacent_regions)
+{
+	/* Reserve 6 pages (raw syscall: not seen), then map three 2-page
+	 * regions into them with MAP_FIXED through the probed wrapper. */
+	char *base = (char *)syscall(SYS_mmap, NULL, 6 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	cr_assert(base != MAP_FAILED);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(mmap(base + 2 * i * PG, 2 * PG, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0), base + 2 * i * PG);
+	BARRIER();
+	/* pages 1..4: the back of the first, all of the second, the front of the third */
+	cr_assert_eq(trig_munmap(base + PG, 4 * PG), 0);
+	{
+		const struct site_record *recs;
+		uint64_t bytes = 0, blocks = 0;
+		size_t n;
+
+		drain__free(drain);
+		drain = drain__new(loader, 512);
+		cr_assert_eq(drain__harvest(drain, getpid(), 0, now_ns(), false), 0);
+		recs = drain__records(drain, &n);
+		for (size_t i = 0; i < n; i++)
+			if (recs[i].kind == STRAY_KIND_MMAP) {
+				bytes += recs[i].live.bytes;
+				blocks += recs[i].live.allocations;
+			}
+		cr_expect_eq(bytes, 2 * PG, "%lu bytes left, expected 2 pages", bytes);
+		cr_expect_eq(blocks, 2);
+	}
+	/* MAP_FIXED over a tracked region replaces it. */
+	cr_assert_eq(mmap(base, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0), base);
+	syscall(SYS_munmap, base, 6 * PG);
+}
+
+Test(bpf_probes, mremap_grows_and_moves_at_the_old_site)
+{
+	char *p = trig_mmap(PG, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+	char *to = (char *)syscall(SYS_mmap, NULL, 8 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *q, *r;
+
+	cr_assert(p != MAP_FAILED && to != MAP_FAILED);
+	q = trig_mremap(p, PG, 3 * PG, MREMAP_MAYMOVE, NULL);
+	cr_assert(q != MAP_FAILED);
+	expect_mapped(trig_mmap, 3 * PG, 1, "grown");
+	expect_mapped(trig_mremap, 0, 0, "mremap keeps the mmap's site");
+	/* forced move to a fixed address, and a shrink on the way */
+	r = trig_mremap(q, 3 * PG, 2 * PG + 1, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+	cr_assert_eq(r, to);
+	expect_mapped(trig_mmap, 3 * PG, 1, "moved");
+	/* a failed mremap keeps the region */
+	cr_assert_eq(trig_mremap(r, 3 * PG, (size_t)1 << 62, 0, NULL), MAP_FAILED);
+	expect_mapped(trig_mmap, 3 * PG, 1, "failed mremap");
+	cr_assert_eq(trig_munmap(r, 3 * PG), 0);
+	expect_mapped(trig_mmap, 0, 0, "unmapped after the move");
+	syscall(SYS_munmap, to, 8 * PG);
+}
+
+Test(bpf_probes, mmap_and_malloc_in_one_function_are_two_sites)
+{
+	void *block;
+	void *p = trig_both(&block);
+	uint64_t bytes, blocks;
+
+	cr_assert(p != MAP_FAILED && block);
+	expect_mapped(trig_both, 2 * PG, 1, "mmap kind");
+	recorded_kind(trig_both, STRAY_KIND_HEAP, &bytes, &blocks);
+	cr_expect_eq(bytes, 300);
+	cr_expect_eq(blocks, 1);
+	free(block);
+	munmap(p, 5000);
+}
+
+/* glibc's malloc maps blocks of 128 KiB and more itself (and realloc
+ * remaps them): inside a probed call those are nested, not regions. */
+Test(bpf_probes, large_malloc_is_one_heap_block_not_a_region)
+{
+	uint64_t maps = kernel_counter(STRAY_CNT_MAPS), bytes, blocks;
+
+	keep[0] = trig_malloc(1 << 20);
+	cr_assert(keep[0]);
+	recorded(trig_malloc, &bytes, &blocks);
+	cr_expect_eq(bytes, 1 << 20);
+	cr_expect_eq(blocks, 1);
+	keep[0] = trig_realloc(keep[0], 4 << 20);
+	cr_assert(keep[0]);
+	recorded(trig_realloc, &bytes, &blocks);
+	cr_expect_eq(bytes, 4 << 20);
+	cr_expect_eq(blocks, 1);
+	cr_expect_eq(kernel_counter(STRAY_CNT_MAPS), maps, "malloc's own mmap was recorded");
+	expect_mapped(trig_malloc, 0, 0, "malloc");
+	expect_mapped(trig_realloc, 0, 0, "realloc");
+	free(keep[0]);
+	recorded(trig_realloc, &bytes, &blocks);
+	cr_expect_eq(blocks, 0);
+}

@@ -256,7 +256,12 @@ int64_t e2e_suspects_sum(json_object *report, int pid, const char *field)
 
 	cr_assert(json_object_object_get_ex(report, "suspects", &suspects));
 	for (size_t i = 0; i < json_object_array_length(suspects); i++) {
+		json_object *kind;
+
 		s = json_object_array_get_idx(suspects, i);
+		/* heap suspects only, like the outstanding totals */
+		if (json_object_object_get_ex(s, "kind", &kind) && strcmp(json_object_get_string(kind), "heap"))
+			continue;
 		if (pid <= 0 || e2e_int(s, "pid") == pid)
 			sum += e2e_int(s, field);
 	}

@@ -62,7 +62,8 @@ json_object *e2e_suspect(json_object *report, int pid, const char *fn0, const ch
 /* Number of suspects whose stack contains function fn anywhere. */
 int e2e_suspects_with(json_object *report, const char *fn);
 
-/* Sum of the integer field ("bytes", "allocations") over all suspects, or
+/* Sum of the integer field ("bytes", "allocations") over all heap suspects
+ * (the kind the outstanding totals count; mmap suspects are left out), or
  * over those of pid when pid > 0. */
 int64_t e2e_suspects_sum(json_object *report, int pid, const char *field);
 

@@ -230,7 +230,9 @@ Test(json_writer, suspects_and_frames)
 	cr_assert_eq(json_object_array_length(arr), 2);
 
 	s = json_object_array_get_idx(arr, 0);
-	cr_assert_eq(json_object_object_length(s), 13);
+	cr_assert_eq(json_object_object_length(s), 14);
+	/* a suspect without a kind set (heap by default) says "heap" */
+	cr_assert_str_eq(uo_str(s, "kind"), "heap");
 	cr_assert_float_eq(uo_dbl(s, "growth_bytes_per_s"), 64.5, 1e-12);
 	cr_assert_float_eq(uo_dbl(s, "trend_p"), 0.001, 1e-15);
 	cr_assert_float_eq(uo_dbl(s, "score"), 120.25, 1e-12);
@@ -577,4 +579,43 @@ Test(atomic_write, json_report_round_trip)
 	cr_assert_not_null(root);
 	cr_assert_eq(json_object_array_length(uo_get(root, "suspects", json_type_array)), 2);
 	json_object_put(root);
+}
+
+/* Anonymous mmap regions: the suspect's kind, the totals kept apart, and
+ * the text report's marker and summary line. */
+Test(json_writer, mmap_kind_and_totals)
+{
+	struct report r = uo_report();
+	struct report_suspect sus[2];
+	struct json_object *root, *t, *arr;
+	char *text;
+
+	memcpy(sus, uo_suspects, sizeof(sus));
+	sus[0].kind = "mmap";
+	sus[1].kind = "heap";
+	r.suspects = sus;
+	r.mmap_regions = 5;
+	r.munmaps = 2;
+	r.outstanding_mmap_bytes = 12288;
+	r.outstanding_mmap_regions = 3;
+	r.unmatched_unmaps = 1;
+	text = uo_render_json(&r);
+	root = uo_parse(text);
+	t = uo_get(root, "totals", json_type_object);
+	cr_assert_eq(uo_u64(t, "outstanding_bytes"), 5120, "heap totals unchanged");
+	cr_assert_eq(uo_u64(t, "mmap_regions"), 5);
+	cr_assert_eq(uo_u64(t, "munmaps"), 2);
+	cr_assert_eq(uo_u64(t, "outstanding_mmap_bytes"), 12288);
+	cr_assert_eq(uo_u64(t, "outstanding_mmap_regions"), 3);
+	cr_assert_eq(uo_u64(t, "unmatched_unmaps"), 1);
+	arr = uo_get(root, "suspects", json_type_array);
+	cr_assert_str_eq(uo_str(json_object_array_get_idx(arr, 0), "kind"), "mmap");
+	cr_assert_str_eq(uo_str(json_object_array_get_idx(arr, 1), "kind"), "heap");
+	json_object_put(root);
+	free(text);
+	text = uo_render_text(&r, 0);
+	cr_assert(strstr(text, "[mmap] "), "%s", text);
+	cr_assert(strstr(text, "mmap: 12288 bytes (12.0 KiB) outstanding in 3 anonymous regions; 5 mapped, 2 unmapped"),
+		  "%s", text);
+	free(text);
 }

@@ -19,6 +19,8 @@ struct drain {
 	uint64_t outstanding_bytes, outstanding_allocations;
 	/* the part of the totals that comes from frozen (exited) records */
 	uint64_t frozen_bytes, frozen_allocations;
+	/* the same for anonymous mmap regions, kept apart */
+	uint64_t mmap_bytes, mmap_regions, frozen_mmap_bytes, frozen_mmap_regions;
 	uint64_t counters[DRAIN_CNT_NR];
 	/* scratch buffers for batch reads, sized for the larger value */
 	void *keys, *values;
@@ -248,7 +250,7 @@ static void fill_from_site(struct drain *d, struct site_record *rec)
 	rec->live.frees = own.free_count;
 }
 
-static struct site_record *record_for(struct drain *d, int pid, uint64_t hash)
+static struct site_record *record_for(struct drain *d, int pid, uint64_t hash, uint32_t kind)
 {
 	struct site_record *rec;
 	size_t i;
@@ -267,6 +269,7 @@ static struct site_record *record_for(struct drain *d, int pid, uint64_t hash)
 	rec->live.pid = pid;
 	rec->live.stack_hash = hash;
 	rec->live.oldest_ts_ns = UINT64_MAX;
+	rec->kind = kind;
 	fill_from_site(d, rec);
 	if (!rec->depth)
 		d->counters[DRAIN_CNT_STACK_LOST]++;
@@ -293,14 +296,23 @@ static int visit_alloc(struct drain *d, const void *key, const void *value, void
 		return 0;
 	if (!h->record)
 		return doom(&h->blocks, key);
-	d->outstanding_bytes += a->size;
-	d->outstanding_allocations++;
-	if (h->remove) {
-		d->frozen_bytes += a->size;
-		d->frozen_allocations++;
+	if (a->kind == STRAY_KIND_MMAP) {
+		d->mmap_bytes += a->size;
+		d->mmap_regions++;
+		if (h->remove) {
+			d->frozen_mmap_bytes += a->size;
+			d->frozen_mmap_regions++;
+		}
+	} else {
+		d->outstanding_bytes += a->size;
+		d->outstanding_allocations++;
+		if (h->remove) {
+			d->frozen_bytes += a->size;
+			d->frozen_allocations++;
+		}
 	}
 	if (h->now_ns - a->ts_ns >= h->min_age_ns || a->ts_ns > h->now_ns) {
-		rec = record_for(d, k->tgid, a->stack_hash);
+		rec = record_for(d, k->tgid, a->stack_hash, a->kind);
 		if (rec && h->remove)
 			rec->frozen = true;
 		if (rec) {
@@ -380,6 +392,14 @@ void drain__begin_snapshot(struct drain *d)
 		index_insert(d, r);
 	d->outstanding_bytes = d->frozen_bytes;
 	d->outstanding_allocations = d->frozen_allocations;
+	d->mmap_bytes = d->frozen_mmap_bytes;
+	d->mmap_regions = d->frozen_mmap_regions;
+}
+
+void drain__outstanding_mmap(const struct drain *d, uint64_t *bytes, uint64_t *regions)
+{
+	*bytes = d->mmap_bytes;
+	*regions = d->mmap_regions;
 }
 
 void drain__outstanding(const struct drain *d, uint64_t *bytes, uint64_t *allocations)

@@ -17,6 +17,7 @@
 struct site_record {
 	struct site_live live;
 	bool frozen;    /* from an exited process: kept across snapshots */
+	uint32_t kind;  /* enum stray_kind: the site's blocks are all of one kind */
 	uint32_t depth; /* 0: stack lost (site reclaimed or sites map full) */
 	uint64_t ips[STRAY_MAX_STACK_DEPTH];
 };
@@ -84,8 +85,10 @@ int drain__harvest(struct drain *d, int pid, uint64_t min_age_ns, uint64_t now_n
  * its exec replaced the address space that held them. Returns 0 or -errno. */
 int drain__forget(struct drain *d, int pid);
 
-/* Outstanding totals over every harvest so far. */
+/* Outstanding totals over every harvest so far: heap blocks only (what
+ * Valgrind calls "in use"); anonymous mmap regions apart. */
 void drain__outstanding(const struct drain *d, uint64_t *bytes, uint64_t *allocations);
+void drain__outstanding_mmap(const struct drain *d, uint64_t *bytes, uint64_t *regions);
 
 /* All records harvested so far (array valid until the next harvest). */
 const struct site_record *drain__records(const struct drain *d, size_t *n);

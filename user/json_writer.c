@@ -5,9 +5,12 @@
  *
  *   version, target{pids, command|null, exit_code|null}, window{duration_s},
  *   totals{allocations, frees, outstanding_bytes, outstanding_allocations,
- *          unmatched_frees, dropped{name: n}},
+ *          unmatched_frees, mmap_regions, munmaps, outstanding_mmap_bytes,
+ *          outstanding_mmap_regions, unmatched_unmaps, dropped{name: n}},
+ *          (allocations..unmatched_frees: heap only; mmap_*: anonymous
+ *          mmap regions)
  *          timers_created, timers_released},
- *   suspects[{pid, bytes, allocations, oldest_age_s, total_bytes,
+ *   suspects[{pid, kind "heap"|"mmap", bytes, allocations, oldest_age_s, total_bytes,
  *             total_allocations, frees, growth_bytes_per_s, trend_p|null,
  *             score, verdict, rank, stack[{address "0x..", module,
  *             function|null, offset|null, file|null, line|null}]}],
@@ -107,6 +110,11 @@ static struct json_object *build_totals(const struct report *r)
 	    json__add_u64(t, "outstanding_bytes", r->outstanding_bytes) ||
 	    json__add_u64(t, "outstanding_allocations", r->outstanding_allocations) ||
 	    json__add_u64(t, "unmatched_frees", r->unmatched_frees) ||
+	    json__add_u64(t, "mmap_regions", r->mmap_regions) ||
+	    json__add_u64(t, "munmaps", r->munmaps) ||
+	    json__add_u64(t, "outstanding_mmap_bytes", r->outstanding_mmap_bytes) ||
+	    json__add_u64(t, "outstanding_mmap_regions", r->outstanding_mmap_regions) ||
+	    json__add_u64(t, "unmatched_unmaps", r->unmatched_unmaps) ||
 	    json__add_u64(t, "timers_created", r->timers_created) ||
 	    json__add_u64(t, "timers_released", r->timers_released) ||
 	    json__add(t, "dropped", build_dropped(r))) {
@@ -123,6 +131,7 @@ static struct json_object *build_suspect(const struct report_suspect *s)
 	if (!o)
 		return NULL;
 	if (json__add(o, "pid", json_object_new_int(s->pid)) ||
+	    json__add_str_or_null(o, "kind", s->kind ? s->kind : "heap") ||
 	    json__add_u64(o, "bytes", s->bytes) ||
 	    json__add_u64(o, "allocations", s->allocations) ||
 	    json__add_float(o, "oldest_age_s", s->oldest_age_s) ||

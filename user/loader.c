@@ -52,6 +52,9 @@ const char *const stray_fn_names[STRAY_FN_COUNT] = {
 	[STRAY_FN_DELETE_ARRAY_SIZED_ALIGNED] = "_ZdaPvmSt11align_val_t",
 	[STRAY_FN_DELETE_ALIGNED_NOTHROW] = "_ZdlPvSt11align_val_tRKSt9nothrow_t",
 	[STRAY_FN_DELETE_ARRAY_ALIGNED_NOTHROW] = "_ZdaPvSt11align_val_tRKSt9nothrow_t",
+	[STRAY_FN_MMAP] = "mmap",
+	[STRAY_FN_MUNMAP] = "munmap",
+	[STRAY_FN_MREMAP] = "mremap",
 };
 
 /* An object already probed in a target, identified by inode so that two
@@ -191,7 +194,7 @@ static int attach_multi(struct target *t, struct bpf_program *prog, const char *
  * of a probed new would terminate the program. */
 static bool has_return_probe(int fn)
 {
-	return fn != STRAY_FN_FREE && (fn < STRAY_FN_NEW || fn > STRAY_FN_NEW_ARRAY_ALIGNED_NOTHROW);
+	return fn != STRAY_FN_FREE && fn != STRAY_FN_MUNMAP && (fn < STRAY_FN_NEW || fn > STRAY_FN_NEW_ARRAY_ALIGNED_NOTHROW);
 }
 
 size_t alloc_object__sites(const struct alloc_object *o, bool entries,

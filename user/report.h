@@ -27,6 +27,7 @@ struct report_frame {
 
 struct report_suspect {
 	int pid;
+	const char *kind;     /* "heap" (malloc family, operator new) or "mmap" */
 	uint64_t bytes;       /* outstanding bytes at the end of the window */
 	uint64_t allocations; /* outstanding blocks at the end of the window */
 	double oldest_age_s;  /* age of the oldest outstanding block */
@@ -100,6 +101,12 @@ struct report {
 	uint64_t outstanding_bytes;
 	uint64_t outstanding_allocations;
 	uint64_t unmatched_frees;
+	/* anonymous mmap regions, apart from the heap totals above */
+	uint64_t mmap_regions;            /* regions recorded in the window */
+	uint64_t munmaps;                 /* regions released whole */
+	uint64_t outstanding_mmap_bytes;
+	uint64_t outstanding_mmap_regions;
+	uint64_t unmatched_unmaps;        /* unmaps of no tracked region */
 	size_t ndropped;
 	const struct report_counter *dropped; /* every drop counter, zero or not */
 	/* suspects, sorted by bytes descending */

@@ -387,6 +387,7 @@ static const struct counter_name kernel_drops[] = {
 	{ STRAY_CNT_STACK_COLLISIONS, "stack_collisions" },
 	{ STRAY_CNT_DUPLICATE_ADDR, "duplicate_addresses" },
 	{ STRAY_CNT_STALE_INFLIGHT, "stale_inflight" },
+	{ STRAY_CNT_UNMAP_UNHANDLED, "unmaps_not_handled" },
 };
 
 static const struct counter_name drain_drops[] = {
@@ -438,6 +439,10 @@ static void fill_counters(struct session *s, struct report_build *b, uint64_t *k
 	b->r.frees = kc[STRAY_CNT_FREES];
 	b->r.unmatched_frees = kc[STRAY_CNT_UNMATCHED_FREES];
 	drain__outstanding(s->drain, &b->r.outstanding_bytes, &b->r.outstanding_allocations);
+	b->r.mmap_regions = kc[STRAY_CNT_MAPS];
+	b->r.munmaps = kc[STRAY_CNT_UNMAPS];
+	b->r.unmatched_unmaps = kc[STRAY_CNT_UNMATCHED_UNMAPS];
+	drain__outstanding_mmap(s->drain, &b->r.outstanding_mmap_bytes, &b->r.outstanding_mmap_regions);
 	for (size_t i = 0; i < sizeof(kernel_drops) / sizeof(kernel_drops[0]); i++)
 		b->dropped[n++] = (struct report_counter){ kernel_drops[i].name, kc[kernel_drops[i].index] };
 	for (size_t i = 0; i < sizeof(drain_drops) / sizeof(drain_drops[0]); i++)
@@ -499,6 +504,7 @@ static int build_suspects(struct session *s, struct report_build *b)
 		struct report_suspect *out = &b->suspects[i];
 
 		out->pid = site->pid;
+		out->kind = rec->kind == STRAY_KIND_MMAP ? "mmap" : "heap";
 		out->bytes = site->bytes;
 		out->allocations = site->allocations;
 		out->oldest_age_s = site->oldest_ts_ns < s->end_ns ? (s->end_ns - site->oldest_ts_ns) / 1e9 : 0;

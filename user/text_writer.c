@@ -20,6 +20,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "alerts.h"
 #include "output.h"
@@ -88,12 +89,14 @@ static void print_frame(const struct report_frame *f, size_t idx, FILE *out)
 
 static void print_suspect(const struct report_suspect *s, FILE *out)
 {
+	bool mmap = s->kind && !strcmp(s->kind, "mmap");
+
 	fprintf(out,
-		"%" PRIu64 " bytes in %" PRIu64 " allocations from pid %d "
+		"%s%" PRIu64 " bytes in %" PRIu64 " %s from pid %d "
 		"(oldest %.1f s, site allocated %" PRIu64 " bytes in %" PRIu64
-		" allocations, %" PRIu64 " frees)\n",
-		s->bytes, s->allocations, s->pid, s->oldest_age_s, s->total_bytes,
-		s->total_allocations, s->frees);
+		" %s, %" PRIu64 " %s)\n",
+		mmap ? "[mmap] " : "", s->bytes, s->allocations, mmap ? "mapped regions" : "allocations", s->pid, s->oldest_age_s, s->total_bytes,
+		s->total_allocations, mmap ? "mappings" : "allocations", s->frees, mmap ? "unmaps" : "frees");
 	if (s->verdict && isnan(s->trend_p))
 		fprintf(out, "  verdict: %s (rank %d, score %.1f)\n", s->verdict, s->rank, s->score);
 	else if (s->verdict)
@@ -151,6 +154,12 @@ static void print_summary(const struct report *r, FILE *out)
 		" unmatched frees\n",
 		r->outstanding_bytes, human((double)r->outstanding_bytes, h),
 		r->outstanding_allocations, r->allocations, r->frees, r->unmatched_frees);
+	if (r->mmap_regions || r->outstanding_mmap_regions)
+		fprintf(out,
+			"mmap: %" PRIu64 " bytes (%s) outstanding in %" PRIu64 " anonymous regions; %" PRIu64
+			" mapped, %" PRIu64 " unmapped in the window\n",
+			r->outstanding_mmap_bytes, human((double)r->outstanding_mmap_bytes, h),
+			r->outstanding_mmap_regions, r->mmap_regions, r->munmaps);
 	fputs("dropped:", out);
 	for (size_t i = 0; i < r->ndropped; i++) {
 		if (!r->dropped[i].value)
