@@ -195,8 +195,16 @@ enum stray_timer_kind {
 /* User functions probed per target (uprobe_multi cookie). Order is ABI:
  * user space indexes its symbol tables with it. */
 enum stray_timer_fn {
-	STRAY_TFN_TIMER_CREATE,   /* libc wrapper: stack taken at its entry */
-	STRAY_TFN_TIMERFD_CREATE, /* libc wrapper: stack taken at its entry */
+	/* libc's wrappers: arguments kept at entry, acted on at a successful
+	 * return (alarm: entry only); creation stacks taken at entry. */
+	STRAY_TFN_TIMER_CREATE,
+	STRAY_TFN_TIMERFD_CREATE,
+	STRAY_TFN_TIMER_SETTIME,
+	STRAY_TFN_TIMER_DELETE,
+	STRAY_TFN_TIMERFD_SETTIME,
+	STRAY_TFN_SETITIMER,
+	STRAY_TFN_ALARM,
+	/* libuv: entry probes */
 	STRAY_TFN_UV_TIMER_INIT,
 	STRAY_TFN_UV_TIMER_START,
 	STRAY_TFN_UV_TIMER_STOP,
@@ -217,7 +225,7 @@ enum stray_timer_counter {
 	STRAY_TCNT_STACK_COLLISIONS,/* two stacks hashed to one site key */
 	STRAY_TCNT_STALE_KEY,       /* a key was reused while still recorded: old entry lost */
 	STRAY_TCNT_FD_RACE,         /* timerfd_create's fd no longer held a timerfd at return */
-	STRAY_TCNT_PENDING_FULL,    /* wrapper-entry stack not kept: pending map full */
+	STRAY_TCNT_PENDING_FULL,    /* libc wrapper call not traced: pending map full */
 	STRAY_TCNT_ITIMER_MAP_FULL, /* setitimer/alarm not tracked: itimers map full */
 	STRAY_TCNT_NR,
 };
@@ -266,12 +274,14 @@ struct stray_timer_owner {
 	__u32 pad;
 };
 
-/* Stack taken at a libc wrapper's entry (timer_create, timerfd_create),
- * used by the syscall's return in the same thread. */
+/* A libc timer wrapper in progress in one thread: its arguments (and, for
+ * timer_create/timerfd_create, the creation stack) taken at its entry,
+ * used by its return probe in the same thread. */
 struct stray_timer_pending {
 	__u64 sp;         /* user stack pointer at the wrapper's entry */
 	__u64 stack_hash;
-	__u32 kind;
+	__u64 args[3];
+	__u32 fn;         /* enum stray_timer_fn */
 	__u32 pad;
 };
 

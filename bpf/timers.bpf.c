@@ -8,9 +8,14 @@
  * Only BTF raw tracepoints (tp_btf) and uprobes are used: they need no
  * tracefs or debugfs, and they are what this class of kernel offers (on the
  * 6.18 kernel stray is developed on, fentry/fexit loads fail with EPERM and
- * there is no kprobe PMU). Syscalls are seen at the raw syscall exit
- * tracepoint, filtered first by syscall number; at exit the saved user
- * registers still hold the arguments (di, si, dx, r10) and ax the result.
+ * there is no kprobe PMU). The timer syscalls are seen at libc's wrappers
+ * (timerfd_create, timerfd_settime, timer_create, timer_settime,
+ * timer_delete, setitimer, alarm) with pid-filtered uprobe_multi links on
+ * the targets only: arguments kept at entry, acted on at a successful
+ * return. No program runs on the syscall path of other processes (a
+ * raw_syscalls:sys_exit program would put every thread of the machine on
+ * the slow syscall-exit path). Direct syscalls that bypass libc are not
+ * seen at creation.
  *
  * A timerfd lives until the last reference to its struct file goes, which
  * close, close_range, dup2/dup3 over it, close-on-exec, exit and a child's
@@ -32,9 +37,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define NSEC_PER_SEC 1000000000LL
 #define NSEC_PER_USEC 1000LL
 #define NSEC_PER_MSEC 1000000LL
-/* A wrapper's entry stack is used only by a syscall made deeper in the
- * same thread, at most this far below the wrapper's entry. */
-#define PENDING_MAX_DEPTH_BYTES 65536
 
 /* Processes being traced (tgid -> unused), filled by timers__attach. */
 struct {
@@ -70,7 +72,8 @@ struct {
 	__type(value, struct stray_timer_owner);
 } owners SEC(".maps");
 
-/* Thread id -> creation stack taken at a libc wrapper's entry. */
+/* Thread id -> the libc timer wrapper it is in: arguments and creation
+ * stack taken at the entry, used by the return probe. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, STRAY_MAX_TIMER_PENDING);
@@ -124,10 +127,10 @@ static __always_inline __u64 current_mm(void)
 /*
  * Capture the current user stack and find or create its site; returns the
  * stack hash (0 if no site could be kept). Called where the creating
- * function has just been entered (a uprobe on its first instruction) or is
- * a leaf syscall wrapper that pushed nothing: either way its return address
- * is at the user stack pointer and not yet in the frame chain, which
- * starts at the caller's frame. So the first frame (inside the creating
+ * function has just been entered (a uprobe on its first instruction): its
+ * return address is at the user stack pointer and not yet in the frame
+ * chain, which starts at the caller's frame (glibc's timer_create later
+ * uses %rbp as a scratch register, so only its entry gives the caller). So the first frame (inside the creating
  * function) is replaced by that return address, and the stack reads
  * caller, caller's caller, ... as for allocations.
  */
@@ -169,40 +172,6 @@ static __always_inline __u64 capture_site(void *ctx, __u32 tgid, __u64 user_sp)
 		return 0;
 	}
 	return key.stack_hash;
-}
-
-/*
- * Creation stack at a creating syscall's return. glibc's timer_create keeps
- * a frame and uses %rbp as a scratch register, so no frame walk from inside
- * its syscall finds the caller: the stack taken at the wrapper's entry
- * (uprobe, pending_stacks) is used when this thread has one from a wrapper
- * that is still below on its stack. Otherwise (a direct syscall(2), a libc
- * that is not probed) the stack is taken here, assuming a leaf wrapper.
- */
-static __always_inline __u64 creation_stack(void *ctx, __u32 tgid, __u32 kind)
-{
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct pt_regs *uregs = (struct pt_regs *)bpf_task_pt_regs(task);
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct stray_timer_pending *p = bpf_map_lookup_elem(&pending_stacks, &tid);
-	__u64 sp = BPF_CORE_READ(uregs, sp);
-
-	if (p) {
-		__u64 hash = p->stack_hash;
-		bool valid = p->kind == kind && p->sp >= sp && p->sp - sp < PENDING_MAX_DEPTH_BYTES;
-
-		bpf_map_delete_elem(&pending_stacks, &tid);
-		if (valid && hash)
-			return hash;
-	}
-	return capture_site(ctx, tgid, sp);
-}
-
-static __always_inline void drop_pending(void)
-{
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-
-	bpf_map_delete_elem(&pending_stacks, &tid);
 }
 
 static __always_inline bool record_timer(const struct stray_timer_key *key, const struct stray_timer *t)
@@ -264,9 +233,31 @@ static __always_inline void set_from_itimerspec(struct stray_timer *t, const voi
 		t->flags &= ~STRAY_TIMER_F_ABSTIME;
 }
 
+/* ---- libc wrapper calls in progress ---- */
+
+/*
+ * The call of fn this thread entered, taken out of pending_stacks, if the
+ * return probe now firing is that call's return: at a return the return
+ * address has been popped, so the stack pointer is the entry's plus 8. A
+ * pending entry of another call (one interrupted by a signal handler that
+ * called a probed wrapper, or a call whose return was missed) is dropped.
+ */
+static __always_inline bool take_pending(struct pt_regs *ctx, __u32 fn, struct stray_timer_pending *out)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct stray_timer_pending *p = bpf_map_lookup_elem(&pending_stacks, &tid);
+
+	if (!p)
+		return false;
+	*out = *p;
+	bpf_map_delete_elem(&pending_stacks, &tid);
+	return out->fn == fn && out->sp + 8 == PT_REGS_SP(ctx);
+}
+
 /* ---- timerfd ---- */
 
-static __always_inline int timerfd_create_exit(void *ctx, const struct pt_regs *regs, long ret)
+/* timerfd_create(clockid, flags) returned fd. */
+static __always_inline int timerfd_created(const struct stray_timer_pending *p, int fd)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct stray_timer t = {};
@@ -274,25 +265,20 @@ static __always_inline int timerfd_create_exit(void *ctx, const struct pt_regs *
 	struct stray_timer_owner owner = { .tgid = tgid };
 	struct file *file;
 
-	if (!is_target(tgid))
+	if (fd < 0)
 		return 0;
-	if (ret < 0) {
-		drop_pending();
-		return 0;
-	}
 	/* Another thread may have closed or replaced the new fd already. */
-	file = fd_file(bpf_get_current_task_btf(), ret);
+	file = fd_file(bpf_get_current_task_btf(), fd);
 	if (!file || !is_timerfd(file)) {
-		drop_pending();
 		count(STRAY_TCNT_FD_RACE);
 		return 0;
 	}
 	key.id = (__u64)file;
-	t.stack_hash = creation_stack(ctx, tgid, STRAY_TIMER_TIMERFD);
+	t.stack_hash = p->stack_hash;
 	t.created_ns = bpf_ktime_get_ns();
 	t.mm = current_mm();
-	t.clockid = BPF_CORE_READ(regs, di);
-	t.fd = ret;
+	t.clockid = p->args[0];
+	t.fd = fd;
 	if (bpf_map_update_elem(&owners, &key.id, &owner, BPF_ANY)) {
 		count(STRAY_TCNT_OWNER_MAP_FULL);
 		return 0;
@@ -302,7 +288,9 @@ static __always_inline int timerfd_create_exit(void *ctx, const struct pt_regs *
 	return 0;
 }
 
-static __always_inline int timerfd_settime_exit(const struct pt_regs *regs, long ret)
+/* timerfd_settime(fd, flags, new, old) returned ret. The fd may be a copy
+ * inherited by a traced child: the owners map finds the timer's key. */
+static __always_inline int timerfd_set(const struct stray_timer_pending *p, int ret)
 {
 	struct stray_timer_key key = { .kind = STRAY_TIMER_TIMERFD };
 	struct stray_timer_owner *owner;
@@ -311,9 +299,7 @@ static __always_inline int timerfd_settime_exit(const struct pt_regs *regs, long
 
 	if (ret != 0)
 		return 0;
-	/* No target check: a child holding a copy of a tracked timerfd may
-	 * arm it; the owners map is the filter. */
-	file = fd_file(bpf_get_current_task_btf(), BPF_CORE_READ(regs, di));
+	file = fd_file(bpf_get_current_task_btf(), (int)p->args[0]);
 	if (!file)
 		return 0;
 	key.id = (__u64)file;
@@ -323,7 +309,7 @@ static __always_inline int timerfd_settime_exit(const struct pt_regs *regs, long
 	key.tgid = owner->tgid;
 	t = bpf_map_lookup_elem(&timers, &key);
 	if (t)
-		set_from_itimerspec(t, (void *)BPF_CORE_READ(regs, dx), BPF_CORE_READ(regs, si));
+		set_from_itimerspec(t, (void *)p->args[2], p->args[1]);
 	return 0;
 }
 
@@ -369,59 +355,67 @@ int BPF_PROG(file_free, unsigned long call_site, const void *ptr, const struct k
 
 /* ---- POSIX timers ---- */
 
-static __always_inline int timer_create_exit(void *ctx, const struct pt_regs *regs, long ret)
+/*
+ * Keyed by the timer_t glibc hands out (read from the caller's pointer at
+ * timer_create's return) and takes back in timer_settime/timer_delete: the
+ * kernel timer id for signal timers, glibc's own handle for SIGEV_THREAD
+ * ones. Both are unique while the timer lives.
+ */
+static __always_inline int timer_created(const struct stray_timer_pending *p, int ret)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct stray_timer_key key = { .tgid = tgid, .kind = STRAY_TIMER_POSIX };
 	struct stray_timer t = {};
-	int id;
+	__u64 id;
 
-	if (!is_target(tgid))
+	if (ret != 0 || bpf_probe_read_user(&id, sizeof(id), (void *)p->args[2]))
 		return 0;
-	if (ret != 0 ||
-	    bpf_probe_read_user(&id, sizeof(id), (void *)BPF_CORE_READ(regs, dx))) {
-		drop_pending();
-		return 0;
-	}
-	key.id = (__u32)id;
-	t.stack_hash = creation_stack(ctx, tgid, STRAY_TIMER_POSIX);
+	key.id = id;
+	t.stack_hash = p->stack_hash;
 	t.created_ns = bpf_ktime_get_ns();
 	t.mm = current_mm();
-	t.clockid = BPF_CORE_READ(regs, di);
+	t.clockid = p->args[0];
 	t.fd = -1;
 	record_timer(&key, &t);
 	return 0;
 }
 
-static __always_inline int timer_settime_exit(const struct pt_regs *regs, long ret)
+/* timer_settime(id, flags, new, old) */
+static __always_inline int timer_set(const struct stray_timer_pending *p, int ret)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct stray_timer_key key = { .tgid = tgid, .kind = STRAY_TIMER_POSIX };
+	struct stray_timer_key key = { .tgid = tgid, .kind = STRAY_TIMER_POSIX, .id = p->args[0] };
 	struct stray_timer *t;
 
-	if (ret != 0 || !is_target(tgid))
+	if (ret != 0)
 		return 0;
-	key.id = (__u32)BPF_CORE_READ(regs, di);
 	t = bpf_map_lookup_elem(&timers, &key);
 	if (t)
-		set_from_itimerspec(t, (void *)BPF_CORE_READ(regs, dx), BPF_CORE_READ(regs, si));
+		set_from_itimerspec(t, (void *)p->args[2], p->args[1]);
 	return 0;
 }
 
-static __always_inline int timer_delete_exit(const struct pt_regs *regs, long ret)
+static __always_inline int timer_deleted(const struct stray_timer_pending *p, int ret)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct stray_timer_key key = { .tgid = tgid, .kind = STRAY_TIMER_POSIX };
+	struct stray_timer_key key = { .tgid = tgid, .kind = STRAY_TIMER_POSIX, .id = p->args[0] };
 
-	if (ret != 0 || !is_target(tgid))
+	if (ret != 0)
 		return 0;
-	key.id = (__u32)BPF_CORE_READ(regs, di);
 	if (bpf_map_delete_elem(&timers, &key) == 0)
 		count(STRAY_TCNT_RELEASED);
 	return 0;
 }
 
 /* ---- setitimer / alarm: one current state per process and kind ---- */
+
+static __always_inline void set_itimer_slot(struct stray_itimers *it, const int which, __s64 value_ns,
+					    __s64 interval_ns)
+{
+	it->value_ns[which] = value_ns;
+	it->interval_ns[which] = interval_ns;
+	it->set_ns[which] = bpf_ktime_get_ns();
+}
 
 static __always_inline void set_itimer(__u32 tgid, __u32 which, __s64 value_ns, __s64 interval_ns)
 {
@@ -442,80 +436,47 @@ static __always_inline void set_itimer(__u32 tgid, __u32 which, __s64 value_ns, 
 		if (!it)
 			return;
 	}
-	it->value_ns[which] = value_ns;
-	it->interval_ns[which] = interval_ns;
-	it->set_ns[which] = bpf_ktime_get_ns();
+	/* Constant indexes: the verifier loses a variable index's bound. */
+	switch (which) {
+	case 0:
+		set_itimer_slot(it, 0, value_ns, interval_ns);
+		break;
+	case 1:
+		set_itimer_slot(it, 1, value_ns, interval_ns);
+		break;
+	case 2:
+		set_itimer_slot(it, 2, value_ns, interval_ns);
+		break;
+	}
 }
 
-static __always_inline int setitimer_exit(const struct pt_regs *regs, long ret)
+/* setitimer(which, new, old) */
+static __always_inline int itimer_set(const struct stray_timer_pending *p, int ret)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct __kernel_old_itimerval v = {};
-	void *uptr;
+	void *uptr = (void *)p->args[1];
 
-	if (ret != 0 || !is_target(tgid))
+	if (ret != 0)
 		return 0;
 	/* A NULL new value disarms (the kernel accepts it, with a warning). */
-	uptr = (void *)BPF_CORE_READ(regs, si);
 	if (uptr && bpf_probe_read_user(&v, sizeof(v), uptr))
 		return 0;
-	set_itimer(tgid, BPF_CORE_READ(regs, di),
+	set_itimer(bpf_get_current_pid_tgid() >> 32, p->args[0],
 		   v.it_value.tv_sec * NSEC_PER_SEC + v.it_value.tv_usec * NSEC_PER_USEC,
 		   v.it_interval.tv_sec * NSEC_PER_SEC + v.it_interval.tv_usec * NSEC_PER_USEC);
 	return 0;
 }
 
-static __always_inline int alarm_exit(const struct pt_regs *regs)
-{
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-
-	if (!is_target(tgid))
-		return 0;
-	set_itimer(tgid, 0 /* ITIMER_REAL */, (__s64)(__u32)BPF_CORE_READ(regs, di) * NSEC_PER_SEC, 0);
-	return 0;
-}
-
-/* ---- the syscall exit dispatcher ---- */
-
-/* x86-64 syscall numbers (asm/unistd_64.h). 32-bit compat syscalls, with
- * other numbers, are not traced. */
-#define NR_alarm 37
-#define NR_setitimer 38
-#define NR_timer_create 222
-#define NR_timer_settime 223
-#define NR_timer_delete 226
-#define NR_timerfd_create 283
-#define NR_timerfd_settime 286
-
-SEC("tp_btf/sys_exit")
-int BPF_PROG(timer_sys_exit, struct pt_regs *regs, long ret)
-{
-	switch (regs->orig_ax) {
-	case NR_timerfd_create:
-		return timerfd_create_exit(ctx, regs, ret);
-	case NR_timerfd_settime:
-		return timerfd_settime_exit(regs, ret);
-	case NR_timer_create:
-		return timer_create_exit(ctx, regs, ret);
-	case NR_timer_settime:
-		return timer_settime_exit(regs, ret);
-	case NR_timer_delete:
-		return timer_delete_exit(regs, ret);
-	case NR_setitimer:
-		return setitimer_exit(regs, ret);
-	case NR_alarm:
-		return alarm_exit(regs);
-	}
-	return 0;
-}
-
-/* ---- user functions: libc wrapper entries and libuv ---- */
+/* ---- user functions: libc's timer wrappers and libuv ---- */
 
 /*
- * One program for every probed user function, attached per process and
- * object with one uprobe_multi link, enum stray_timer_fn as the cookie. All
- * are entry probes: at a function's first instruction the return address
- * is at the stack pointer (capture_site puts it first).
+ * Entry probe of every probed user function, attached per process and
+ * object with one uprobe_multi link (pid-filtered: only the targets pay
+ * for the trap), enum stray_timer_fn as the cookie. At a function's first
+ * instruction the return address is at the stack pointer (capture_site
+ * puts it first). libc's wrappers keep their arguments (and for the
+ * creating ones the stack) for timer_uretprobe; alarm cannot fail and is
+ * recorded here.
  */
 SEC("uprobe.multi")
 int BPF_UPROBE(timer_uprobe)
@@ -534,10 +495,21 @@ int BPF_UPROBE(timer_uprobe)
 	switch (fn) {
 	case STRAY_TFN_TIMER_CREATE:
 	case STRAY_TFN_TIMERFD_CREATE:
-		p.kind = fn == STRAY_TFN_TIMER_CREATE ? STRAY_TIMER_POSIX : STRAY_TIMER_TIMERFD;
 		p.stack_hash = capture_site(ctx, tgid, sp);
+		/* fallthrough */
+	case STRAY_TFN_TIMER_SETTIME:
+	case STRAY_TFN_TIMER_DELETE:
+	case STRAY_TFN_TIMERFD_SETTIME:
+	case STRAY_TFN_SETITIMER:
+		p.fn = fn;
+		p.args[0] = PT_REGS_PARM1(ctx);
+		p.args[1] = PT_REGS_PARM2(ctx);
+		p.args[2] = PT_REGS_PARM3(ctx);
 		if (bpf_map_update_elem(&pending_stacks, &tid, &p, BPF_ANY))
 			count(STRAY_TCNT_PENDING_FULL);
+		return 0;
+	case STRAY_TFN_ALARM: /* (seconds): replaces ITIMER_REAL, 0 disarms */
+		set_itimer(tgid, 0 /* ITIMER_REAL */, (__s64)(__u32)PT_REGS_PARM1(ctx) * NSEC_PER_SEC, 0);
 		return 0;
 	case STRAY_TFN_UV_TIMER_INIT: /* (loop, handle) */
 		key.id = PT_REGS_PARM2(ctx);
@@ -572,7 +544,38 @@ int BPF_UPROBE(timer_uprobe)
 	return 0;
 }
 
-/* A thread that dies inside a probed wrapper leaves its pending stack. */
+/*
+ * Return probe of libc's timer wrappers (all but alarm), same cookies:
+ * acts on the arguments kept at entry, and only on success (glibc's
+ * wrappers return 0, or the new fd, or -1 with errno).
+ */
+SEC("uretprobe.multi")
+int BPF_UPROBE(timer_uretprobe)
+{
+	__u64 fn = bpf_get_attach_cookie(ctx);
+	int ret = (int)PT_REGS_RC(ctx);
+	struct stray_timer_pending p;
+
+	if (!take_pending(ctx, fn, &p))
+		return 0;
+	switch (fn) {
+	case STRAY_TFN_TIMERFD_CREATE:
+		return timerfd_created(&p, ret);
+	case STRAY_TFN_TIMERFD_SETTIME:
+		return timerfd_set(&p, ret);
+	case STRAY_TFN_TIMER_CREATE:
+		return timer_created(&p, ret);
+	case STRAY_TFN_TIMER_SETTIME:
+		return timer_set(&p, ret);
+	case STRAY_TFN_TIMER_DELETE:
+		return timer_deleted(&p, ret);
+	case STRAY_TFN_SETITIMER:
+		return itimer_set(&p, ret);
+	}
+	return 0;
+}
+
+/* A thread that dies inside a probed wrapper leaves its pending call. */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(timer_thread_exit, struct task_struct *task)
 {

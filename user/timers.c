@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Timer leaks, user side: skeleton lifecycle of bpf/timers.bpf.c, per-target
- * uprobes (libc's timer wrappers for creation stacks, libuv's timer API),
+ * uprobes (libc's timer wrappers, entry and return; libuv's timer API),
  * reconciliation of timerfds against /proc/PID/fdinfo, freezing what a
  * process held when its window ended, and grouping for the report.
  *
@@ -39,7 +39,7 @@ _Static_assert(sizeof(struct stray_timer_key) == 16, "ABI: stray_timer_key");
 _Static_assert(sizeof(struct stray_timer) == 64, "ABI: stray_timer");
 _Static_assert(sizeof(struct stray_timer_site) == 16 + 8 * STRAY_MAX_STACK_DEPTH, "ABI: stray_timer_site");
 _Static_assert(sizeof(struct stray_timer_owner) == 8, "ABI: stray_timer_owner");
-_Static_assert(sizeof(struct stray_timer_pending) == 24, "ABI: stray_timer_pending");
+_Static_assert(sizeof(struct stray_timer_pending) == 48, "ABI: stray_timer_pending");
 _Static_assert(sizeof(struct stray_itimers) == 72, "ABI: stray_itimers");
 _Static_assert(sizeof(struct stray_timer_fdrec) == 16, "ABI: stray_timer_fdrec");
 _Static_assert(sizeof(struct stray_timer_counters) == 8 * STRAY_TCNT_NR, "ABI: stray_timer_counters");
@@ -54,6 +54,11 @@ _Static_assert(sizeof(struct stray_timer_counters) == 8 * STRAY_TCNT_NR, "ABI: s
 static const char *const timer_fn_names[STRAY_TFN_COUNT] = {
 	[STRAY_TFN_TIMER_CREATE] = "timer_create",
 	[STRAY_TFN_TIMERFD_CREATE] = "timerfd_create",
+	[STRAY_TFN_TIMER_SETTIME] = "timer_settime",
+	[STRAY_TFN_TIMER_DELETE] = "timer_delete",
+	[STRAY_TFN_TIMERFD_SETTIME] = "timerfd_settime",
+	[STRAY_TFN_SETITIMER] = "setitimer",
+	[STRAY_TFN_ALARM] = "alarm",
 	[STRAY_TFN_UV_TIMER_INIT] = "uv_timer_init",
 	[STRAY_TFN_UV_TIMER_START] = "uv_timer_start",
 	[STRAY_TFN_UV_TIMER_STOP] = "uv_timer_stop",
@@ -66,10 +71,16 @@ static bool fn_is_uv(int fn)
 	return fn >= STRAY_TFN_UV_TIMER_INIT;
 }
 
+/* libc's wrappers but alarm also get a return probe: they act on success. */
+static bool fn_has_return(int fn)
+{
+	return fn < STRAY_TFN_ALARM;
+}
+
 struct tproc {
 	int pid; /* 0: free slot */
 	size_t nlinks;
-	struct bpf_link *links[MAX_OBJECTS];
+	struct bpf_link *links[2 * MAX_OBJECTS]; /* entry and return links */
 	size_t nobjects;
 	struct {
 		dev_t dev;
@@ -188,6 +199,7 @@ struct timers *timers__new(const struct timers_opts *opts, const char **errmsg)
 	probe_tracepoints(t);
 	/* Attached per target / per reconcile, not by the skeleton. */
 	bpf_program__set_autoattach(t->skel->progs.timer_uprobe, false);
+	bpf_program__set_autoattach(t->skel->progs.timer_uretprobe, false);
 	bpf_program__set_autoattach(t->skel->progs.timerfd_files, false);
 	err = timers_bpf__load(t->skel);
 	if (err) {
@@ -196,7 +208,7 @@ struct timers *timers__new(const struct timers_opts *opts, const char **errmsg)
 	}
 	err = timers_bpf__attach(t->skel);
 	if (err) {
-		*errmsg = "cannot attach the sys_exit and kmem_cache_free tracepoints";
+		*errmsg = "cannot attach the kmem_cache_free and sched_process_exit tracepoints";
 		goto fail;
 	}
 	return t;
@@ -249,7 +261,11 @@ static int attach_object(struct timers *t, struct tproc *p, const char *path,
 			 const unsigned long *offsets, const __u64 *cookies, size_t n)
 {
 	LIBBPF_OPTS(bpf_uprobe_multi_opts, opts, .offsets = offsets, .cookies = cookies, .cnt = n);
-	struct bpf_link *link;
+	LIBBPF_OPTS(bpf_uprobe_multi_opts, ropts, .retprobe = true);
+	unsigned long roffsets[STRAY_TFN_COUNT];
+	__u64 rcookies[STRAY_TFN_COUNT];
+	struct bpf_link *link, *rlink = NULL;
+	size_t nr = 0;
 	struct stat st;
 
 	if (stat(path, &st))
@@ -257,11 +273,34 @@ static int attach_object(struct timers *t, struct tproc *p, const char *path,
 	for (size_t i = 0; i < p->nobjects; i++)
 		if (p->objects[i].dev == st.st_dev && p->objects[i].ino == st.st_ino)
 			return 0;
-	if (p->nlinks >= MAX_OBJECTS)
+	if (p->nobjects >= MAX_OBJECTS)
 		return -E2BIG;
+	for (size_t i = 0; i < n && nr < STRAY_TFN_COUNT; i++) {
+		if (!fn_has_return(cookies[i]))
+			continue;
+		roffsets[nr] = offsets[i];
+		rcookies[nr++] = cookies[i];
+	}
+	/* The return link first: an entry without its return would leave a
+	 * pending call; a return without its entry does nothing. */
+	if (nr) {
+		ropts.offsets = roffsets;
+		ropts.cookies = rcookies;
+		ropts.cnt = nr;
+		rlink = bpf_program__attach_uprobe_multi(t->skel->progs.timer_uretprobe, p->pid, path, NULL,
+							 &ropts);
+		if (!rlink)
+			return -errno;
+	}
 	link = bpf_program__attach_uprobe_multi(t->skel->progs.timer_uprobe, p->pid, path, NULL, &opts);
-	if (!link)
-		return -errno;
+	if (!link) {
+		int err = -errno;
+
+		bpf_link__destroy(rlink);
+		return err;
+	}
+	if (rlink)
+		p->links[p->nlinks++] = rlink;
 	p->links[p->nlinks++] = link;
 	p->objects[p->nobjects].dev = st.st_dev;
 	p->objects[p->nobjects++].ino = st.st_ino;
@@ -270,8 +309,9 @@ static int attach_object(struct timers *t, struct tproc *p, const char *path,
 
 /*
  * Probe each user function in the first object (lookup order) defining
- * it: libc's timer_create/timerfd_create for exact creation stacks, and
- * libuv's timer API when an object defines all of it (libuv1, node).
+ * it: libc's timer wrappers (entry and return: this is how the timer
+ * syscalls are traced, in the targets only), and libuv's timer API when an
+ * object defines all of it (libuv1, node).
  */
 static int attach_user_functions(struct timers *t, struct tproc *p, bool at_exec)
 {
@@ -344,8 +384,8 @@ int timers__attach(struct timers *t, int pid, bool at_exec)
 		p->pid = 0;
 		return err;
 	}
-	/* Without these probes timers are still traced, with syscall-side
-	 * stacks; the failure is counted, not fatal. */
+	/* Without these probes the process's timers are not traced; the
+	 * failure is counted, not fatal. */
 	attach_user_functions(t, p, at_exec);
 	return 0;
 }

@@ -18,8 +18,10 @@
  *     attached process is found gone (attach mode), then timers__detach;
  *   at report time timers__collect (reconciles live pids itself),
  *     timers__itimers, timers__totals, timers__dropped.
- * Kernel side: BTF raw tracepoints (sys_exit, kmem_cache_free,
- * sched_process_exit), uprobes and a task_file iterator; no tracefs.
+ * Kernel side: BTF raw tracepoints (kmem_cache_free, sched_process_exit),
+ * pid-filtered uprobes on libc's timer wrappers (entry and return) and on
+ * libuv, and a task_file iterator; no tracefs. Nothing runs on the
+ * syscall path of other processes.
  */
 #ifndef STRAY_TIMERS_H
 #define STRAY_TIMERS_H
@@ -60,7 +62,7 @@ struct timers *timers__new(const struct timers_opts *opts, const char **errmsg);
 void timers__free(struct timers *t);
 
 /* Trace pid from now on (call with the process stopped, e.g. at exec or
- * fork in run mode): its timer syscalls, and libuv's timer functions when
+ * fork in run mode): its libc timer wrappers, and libuv's timer functions when
  * it maps an object defining them (at_exec: predict from DT_NEEDED as
  * allocator__resolve does). Returns 0 or -errno. */
 int timers__attach(struct timers *t, int pid, bool at_exec);
