@@ -87,6 +87,30 @@ static __always_inline bool is_target(__u32 tgid)
 	return bpf_map_lookup_elem(&targets, &tgid) != NULL;
 }
 
+/* targets' value: bit set once the process has a tracked mmap region. Most
+ * munmaps of most processes (glibc's free of a large block unmaps its own
+ * chunk) concern no tracked region: without any, the region search, up to
+ * 2 x STRAY_UNMAP_SEARCH_PAGES lookups, is skipped. Set once, never
+ * cleared, so it can only make stray search when there is nothing to find. */
+#define TARGET_HAS_MMAP 2u
+
+static __always_inline void mark_has_mmap(__u32 tgid)
+{
+	__u32 *flags = bpf_map_lookup_elem(&targets, &tgid);
+
+	/* A plain read-modify-write is enough: every concurrent writer sets
+	 * the same bit (user space writes the value only at attach and exec). */
+	if (flags && !(*flags & TARGET_HAS_MMAP))
+		*flags |= TARGET_HAS_MMAP;
+}
+
+static __always_inline bool has_mmap(__u32 tgid)
+{
+	__u32 *flags = bpf_map_lookup_elem(&targets, &tgid);
+
+	return flags && (*flags & TARGET_HAS_MMAP);
+}
+
 /*
  * Capture the user stack of the current allocation and find or create its
  * site. Called from return probes: there the kernel has already restored
@@ -654,6 +678,10 @@ static __always_inline int on_unmap(void *ctx, __u64 addr, __u64 len)
 	in = bpf_map_lookup_elem(&inflight, &tid);
 	if (in && !new_waiting(in) && PT_REGS_SP((struct pt_regs *)ctx) <= in->sp)
 		return 0;
+	if (!has_mmap(tgid)) {
+		count(STRAY_CNT_UNMATCHED_UNMAPS);
+		return 0;
+	}
 	unmap_range(tgid, addr, addr + whole_pages(len), true);
 	return 0;
 }
@@ -671,10 +699,11 @@ static __always_inline int leave_mmap(void *ctx, const struct stray_inflight *re
 
 	if (IS_MAP_ERR(ret))
 		return 0;
-	if (flags & MAP_FIXED_F)
+	if ((flags & MAP_FIXED_F) && has_mmap(tgid))
 		unmap_range(tgid, ret, ret + rec->size, false);
 	if (!(flags & MAP_ANONYMOUS_F) || (flags & MAP_STACK_F))
 		return 0;
+	mark_has_mmap(tgid);
 	record_alloc(ctx, tgid, ret, rec->size, STRAY_FN_MMAP, 0);
 	return 0;
 }
