@@ -331,3 +331,37 @@ void e2e_stray_run_nojson(struct e2e_run *r, int timeout_s, const char *const *a
 	close(ofd);
 	close(efd);
 }
+
+double e2e_now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void e2e_sleep_s(double s)
+{
+	struct timespec ts = { (time_t)s, (long)((s - (time_t)s) * 1e9) };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+json_object *e2e_member(json_object *obj, const char *key)
+{
+	json_object *v = NULL;
+
+	cr_assert(json_object_object_get_ex(obj, key, &v), "no \"%s\" in %s", key,
+		  json_object_to_json_string(obj));
+	return v;
+}
+
+double e2e_number(json_object *obj, const char *key)
+{
+	json_object *v = e2e_member(obj, key);
+
+	cr_assert(json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int),
+		  "\"%s\" is not a number: %s", key, json_object_to_json_string(obj));
+	return json_object_get_double(v);
+}

@@ -81,4 +81,13 @@ char *e2e_slurp(const char *path);
  * (r->json_path stays empty, r->report NULL). */
 void e2e_stray_run_nojson(struct e2e_run *r, int timeout_s, const char *const *args);
 
+/* CLOCK_MONOTONIC seconds, and a sleep that resumes after signals. */
+double e2e_now_s(void);
+void e2e_sleep_s(double s);
+
+/* obj[key] (cr_assert that it exists, naming the key and the object), and
+ * the same as a number (int or double). */
+json_object *e2e_member(json_object *obj, const char *key);
+double e2e_number(json_object *obj, const char *key);
+
 #endif /* STRAY_COMMON_E2E_H */

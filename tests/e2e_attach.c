@@ -16,39 +16,6 @@
 
 #define MIB (1024 * 1024)
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void sleep_s(double s)
-{
-	struct timespec ts = { (time_t)s, (long)((s - (time_t)s) * 1e9) };
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
-static json_object *member(json_object *obj, const char *key)
-{
-	json_object *v = NULL;
-
-	cr_assert(json_object_object_get_ex(obj, key, &v), "report has no \"%s\"", key);
-	return v;
-}
-
-static double number(json_object *obj, const char *key)
-{
-	json_object *v = member(obj, key);
-
-	cr_assert(json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int),
-		  "\"%s\" is not a number", key);
-	return json_object_get_double(v);
-}
-
 /* Every top-level key of the schema, with its type: what an interrupted
  * run must still write. */
 static void assert_complete(json_object *report)
@@ -66,17 +33,17 @@ static void assert_complete(json_object *report)
 
 	cr_assert(report, "no JSON report");
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		cr_assert(json_object_is_type(member(report, keys[i].key), keys[i].type),
+		cr_assert(json_object_is_type(e2e_member(report, keys[i].key), keys[i].type),
 			  "\"%s\" has the wrong type", keys[i].key);
 	cr_assert_eq(e2e_int(report, "version"), 1);
-	number(member(report, "window"), "duration_s");
+	e2e_number(e2e_member(report, "window"), "duration_s");
 	e2e_int(report, "totals.allocations");
 	e2e_int(report, "totals.frees");
 	e2e_int(report, "totals.outstanding_bytes");
 	e2e_int(report, "totals.outstanding_allocations");
 	e2e_int(report, "totals.unmatched_frees");
-	cr_assert(json_object_is_type(member(member(report, "totals"), "dropped"), json_type_object));
-	cr_assert(json_object_is_type(member(member(report, "heap"), "samples"), json_type_array));
+	cr_assert(json_object_is_type(e2e_member(e2e_member(report, "totals"), "dropped"), json_type_object));
+	cr_assert(json_object_is_type(e2e_member(e2e_member(report, "heap"), "samples"), json_type_array));
 }
 
 /* Block until stray (run with -v) logs that its probes are on, so a
@@ -84,7 +51,7 @@ static void assert_complete(json_object *report)
 static void wait_attached(struct e2e_run *r, pid_t stray)
 {
 	char buf[4096];
-	double deadline = now_s() + 10;
+	double deadline = e2e_now_s() + 10;
 
 	for (;;) {
 		ssize_t n = pread(r->err_fd, buf, sizeof(buf) - 1, 0);
@@ -93,8 +60,8 @@ static void wait_attached(struct e2e_run *r, pid_t stray)
 		if (strstr(buf, "probes on"))
 			return;
 		cr_assert(waitpid(stray, NULL, WNOHANG) == 0, "stray exited before attaching: %s", buf);
-		cr_assert(now_s() < deadline, "stray did not attach within 10 s: %s", buf);
-		sleep_s(0.02);
+		cr_assert(e2e_now_s() < deadline, "stray did not attach within 10 s: %s", buf);
+		e2e_sleep_s(0.02);
 	}
 }
 
@@ -125,7 +92,7 @@ Test(e2e_attach, reports_window_leaks_of_all_threads_only)
 	double dur;
 
 	snprintf(pidbuf, sizeof(pidbuf), "%d", pid);
-	sleep_s(0.3);
+	e2e_sleep_s(0.3);
 	const char *args[] = { "-d", "2", "-p", pidbuf, NULL };
 	e2e_stray_run(&r, 60, args);
 	e2e_stop_fixture(pid);
@@ -142,27 +109,27 @@ Test(e2e_attach, reports_window_leaks_of_all_threads_only)
 
 	/* The 1 MiB block predates the attach: never a suspect. The frees
 	 * of pre-attach blocks are unmatched. */
-	suspects = member(r.report, "suspects");
+	suspects = e2e_member(r.report, "suspects");
 	for (size_t i = 0; i < json_object_array_length(suspects); i++)
 		cr_assert_lt(e2e_int(json_object_array_get_idx(suspects, i), "bytes"), MIB,
 			     "a pre-attach block is reported:\n%s", r.out);
 	cr_assert_lt(e2e_int(r.report, "totals.outstanding_bytes"), MIB);
 	cr_assert_geq(e2e_int(r.report, "totals.unmatched_frees"), 1);
 
-	dur = number(member(r.report, "window"), "duration_s");
+	dur = e2e_number(e2e_member(r.report, "window"), "duration_s");
 	cr_assert(dur >= 1.8 && dur <= 4, "window.duration_s = %g for -d 2", dur);
 
-	json_object *samples = member(member(r.report, "heap"), "samples");
+	json_object *samples = e2e_member(e2e_member(r.report, "heap"), "samples");
 	cr_assert_gt(json_object_array_length(samples), 0, "no heap samples");
 	for (size_t i = 0; i < json_object_array_length(samples); i++)
 		cr_assert_gt(e2e_int(json_object_array_get_idx(samples, i), "rss_bytes"), 0);
 
-	target = member(r.report, "target");
-	pids = member(target, "pids");
+	target = e2e_member(r.report, "target");
+	pids = e2e_member(target, "pids");
 	cr_assert_eq(json_object_array_length(pids), 1);
 	cr_assert_eq(json_object_get_int(json_object_array_get_idx(pids, 0)), pid);
-	cr_assert(json_object_is_type(member(target, "command"), json_type_null));
-	cr_assert(json_object_is_type(member(target, "exit_code"), json_type_null));
+	cr_assert(json_object_is_type(e2e_member(target, "command"), json_type_null));
+	cr_assert(json_object_is_type(e2e_member(target, "exit_code"), json_type_null));
 	cr_expect(strstr(r.out, "leak_tick") && strstr(r.out, "thread_leak"),
 		  "text report does not name both leaks:\n%s", r.out);
 	e2e_run_free(&r);
@@ -174,19 +141,19 @@ Test(e2e_attach, target_exit_ends_the_window)
 	pid_t pid = e2e_start_fixture(fx);
 	char pidbuf[16];
 	struct e2e_run r;
-	double t0 = now_s(), elapsed;
+	double t0 = e2e_now_s(), elapsed;
 
 	snprintf(pidbuf, sizeof(pidbuf), "%d", pid);
 	const char *args[] = { "-d", "30", "-p", pidbuf, NULL };
 	e2e_stray_run(&r, 30, args);
-	elapsed = now_s() - t0;
+	elapsed = e2e_now_s() - t0;
 	e2e_stop_fixture(pid);
 	cr_assert_eq(r.status, 0, "stray failed (%d): %s", r.status, r.err);
 	cr_assert_lt(elapsed, 5, "stray took %.1f s after a 1 s target exited", elapsed);
 	assert_complete(r.report);
-	cr_assert_lt(number(member(r.report, "window"), "duration_s"), 5);
+	cr_assert_lt(e2e_number(e2e_member(r.report, "window"), "duration_s"), 5);
 	assert_leak(r.report, pid, "leak_tick", 1000, r.out);
-	cr_assert(json_object_is_type(member(member(r.report, "target"), "command"), json_type_null));
+	cr_assert(json_object_is_type(e2e_member(e2e_member(r.report, "target"), "command"), json_type_null));
 	e2e_run_free(&r);
 }
 
@@ -203,15 +170,15 @@ static void signal_ends_attach(int sig)
 	const char *args[] = { "-v", "-p", pidbuf, NULL };
 	stray = e2e_stray_start(&r, args);
 	wait_attached(&r, stray);
-	sleep_s(0.5);
-	t0 = now_s();
+	e2e_sleep_s(0.5);
+	t0 = e2e_now_s();
 	kill(stray, sig);
 	e2e_stray_wait(&r, stray, 20);
 	e2e_stop_fixture(pid);
 	cr_assert_eq(r.status, 0, "stray ended by %s: status %d: %s", strsignal(sig), r.status, r.err);
-	cr_assert_lt(now_s() - t0, 3, "stray took %.1f s to report after %s", now_s() - t0, strsignal(sig));
+	cr_assert_lt(e2e_now_s() - t0, 3, "stray took %.1f s to report after %s", e2e_now_s() - t0, strsignal(sig));
 	assert_complete(r.report);
-	cr_assert_geq(number(member(r.report, "window"), "duration_s"), 0.4);
+	cr_assert_geq(e2e_number(e2e_member(r.report, "window"), "duration_s"), 0.4);
 	assert_leak(r.report, pid, "leak_tick", 1000, r.out);
 	e2e_run_free(&r);
 }
@@ -228,7 +195,7 @@ Test(e2e_attach, sigterm_ends_the_window_with_a_full_report)
 
 static pid_t target_pid(json_object *report)
 {
-	json_object *pids = member(member(report, "target"), "pids");
+	json_object *pids = e2e_member(e2e_member(report, "target"), "pids");
 
 	cr_assert_geq(json_object_array_length(pids), 1);
 	return json_object_get_int(json_object_array_get_idx(pids, 0));
@@ -243,15 +210,15 @@ Test(e2e_attach, run_mode_forwards_sigterm_and_exits_with_its_status)
 	json_object *cmd;
 
 	wait_attached(&r, stray);
-	sleep_s(0.5);
-	t0 = now_s();
+	e2e_sleep_s(0.5);
+	t0 = e2e_now_s();
 	kill(stray, SIGTERM);
 	e2e_stray_wait(&r, stray, 20);
 	cr_assert_eq(r.status, 128 + SIGTERM, "stray status %d, want steady's (143): %s", r.status, r.err);
-	cr_assert_lt(now_s() - t0, 3, "stray took %.1f s", now_s() - t0);
+	cr_assert_lt(e2e_now_s() - t0, 3, "stray took %.1f s", e2e_now_s() - t0);
 	assert_complete(r.report);
 	cr_assert_eq(e2e_int(r.report, "target.exit_code"), 128 + SIGTERM);
-	cmd = member(member(r.report, "target"), "command");
+	cmd = e2e_member(e2e_member(r.report, "target"), "command");
 	cr_assert(json_object_is_type(cmd, json_type_array) && json_object_array_length(cmd) == 1);
 	cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(cmd, 0)), e2e_fixture("steady"));
 	child = target_pid(r.report);
@@ -268,16 +235,16 @@ Test(e2e_attach, run_mode_waits_5s_for_a_command_ignoring_sigterm)
 	pid_t stray = e2e_stray_start(&r, args);
 	double t0, took;
 
-	sleep_s(0.5);
-	t0 = now_s();
+	e2e_sleep_s(0.5);
+	t0 = e2e_now_s();
 	kill(stray, SIGTERM);
 	e2e_stray_wait(&r, stray, 20);
-	took = now_s() - t0;
+	took = e2e_now_s() - t0;
 	assert_complete(r.report);
 	kill(target_pid(r.report), SIGKILL);
 	cr_assert_eq(r.status, 0, "status %d: %s", r.status, r.err);
 	cr_assert(took >= 4.5 && took < 8, "stray reported %.1f s after SIGTERM, want ~5 s", took);
-	cr_assert(json_object_is_type(member(member(r.report, "target"), "exit_code"), json_type_null));
+	cr_assert(json_object_is_type(e2e_member(e2e_member(r.report, "target"), "exit_code"), json_type_null));
 	e2e_run_free(&r);
 }
 
@@ -289,13 +256,13 @@ Test(e2e_attach, run_mode_second_signal_reports_at_once)
 	pid_t stray = e2e_stray_start(&r, args);
 	double t0, took;
 
-	sleep_s(0.5);
+	e2e_sleep_s(0.5);
 	kill(stray, SIGTERM);
-	sleep_s(0.3);
-	t0 = now_s();
+	e2e_sleep_s(0.3);
+	t0 = e2e_now_s();
 	kill(stray, SIGINT);
 	e2e_stray_wait(&r, stray, 20);
-	took = now_s() - t0;
+	took = e2e_now_s() - t0;
 	assert_complete(r.report);
 	kill(target_pid(r.report), SIGKILL);
 	cr_assert_eq(r.status, 0, "status %d: %s", r.status, r.err);
@@ -324,11 +291,11 @@ Test(e2e_attach, min_age_filters_young_blocks)
 	kept = e2e_int(tick, "allocations");
 	cr_expect(kept >= 8 && kept <= 24, "leak_tick kept %lld blocks older than 1 s of a 2 s window",
 		  (long long)kept);
-	suspects = member(r.report, "suspects");
+	suspects = e2e_member(r.report, "suspects");
 	for (size_t i = 0; i < json_object_array_length(suspects); i++) {
 		json_object *s = json_object_array_get_idx(suspects, i);
 
-		cr_expect_geq(number(s, "oldest_age_s"), 1.0);
+		cr_expect_geq(e2e_number(s, "oldest_age_s"), 1.0);
 		total_outstanding += e2e_int(s, "bytes");
 	}
 	cr_expect_gt(e2e_int(r.report, "totals.outstanding_bytes"), total_outstanding,

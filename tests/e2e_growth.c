@@ -24,47 +24,14 @@
 #define KIB 1024
 #define MIB (1024 * 1024)
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void sleep_s(double s)
-{
-	struct timespec ts = { (time_t)s, (long)((s - (time_t)s) * 1e9) };
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
-static json_object *member(json_object *obj, const char *key)
-{
-	json_object *v = NULL;
-
-	cr_assert(json_object_object_get_ex(obj, key, &v), "no \"%s\" in %s", key,
-		  json_object_to_json_string(obj));
-	return v;
-}
-
 static bool is_number(json_object *v)
 {
 	return json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int);
 }
 
-static double number(json_object *obj, const char *key)
-{
-	json_object *v = member(obj, key);
-
-	cr_assert(is_number(v), "\"%s\" is not a number: %s", key, json_object_to_json_string(obj));
-	return json_object_get_double(v);
-}
-
 static const char *string(json_object *obj, const char *key)
 {
-	json_object *v = member(obj, key);
+	json_object *v = e2e_member(obj, key);
 
 	cr_assert(json_object_is_type(v, json_type_string), "\"%s\" is not a string: %s", key,
 		  json_object_to_json_string(obj));
@@ -73,7 +40,7 @@ static const char *string(json_object *obj, const char *key)
 
 static bool stack_has(json_object *obj, const char *fn)
 {
-	json_object *stack = member(obj, "stack"), *f;
+	json_object *stack = e2e_member(obj, "stack"), *f;
 
 	cr_assert(json_object_is_type(stack, json_type_array));
 	for (size_t i = 0; i < json_object_array_length(stack); i++)
@@ -115,20 +82,20 @@ static void assert_alert_shape(json_object *a, const char *line)
 	bool known = false;
 
 	cr_assert(json_object_is_type(a, json_type_object), "alert is not an object: %s", line);
-	cr_assert_geq(number(a, "t_s"), 0, "negative t_s: %s", line);
+	cr_assert_geq(e2e_number(a, "t_s"), 0, "negative t_s: %s", line);
 	kind = string(a, "kind");
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
 		known |= !strcmp(kind, kinds[i]);
 	cr_assert(known, "unknown alert kind: %s", line);
 	sev = string(a, "severity");
 	cr_assert(!strcmp(sev, "warning") || !strcmp(sev, "critical"), "bad severity: %s", line);
-	cr_assert(json_object_is_type(member(a, "pid"), json_type_int), "pid: %s", line);
+	cr_assert(json_object_is_type(e2e_member(a, "pid"), json_type_int), "pid: %s", line);
 	string(a, "message");
-	number(a, "value");
-	number(a, "threshold");
+	e2e_number(a, "value");
+	e2e_number(a, "threshold");
 	if (!strcmp(kind, "site_growth"))
-		cr_assert(json_object_is_type(member(a, "stack"), json_type_array) &&
-				  json_object_array_length(member(a, "stack")) > 0,
+		cr_assert(json_object_is_type(e2e_member(a, "stack"), json_type_array) &&
+				  json_object_array_length(e2e_member(a, "stack")) > 0,
 			  "site_growth without a stack: %s", line);
 }
 
@@ -182,7 +149,7 @@ static json_object *find_kind(json_object *alerts, const char *kind)
 /* The report's "alerts" array, each checked like a line of the file. */
 static json_object *report_alerts(json_object *report)
 {
-	json_object *arr = member(report, "alerts");
+	json_object *arr = e2e_member(report, "alerts");
 
 	cr_assert(json_object_is_type(arr, json_type_array), "report alerts is not an array");
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
@@ -219,7 +186,7 @@ static void run_growth(struct scenario *sc, const char *mode, const char *arg, c
 	memset(sc, 0, sizeof(*sc));
 	alerts_path(sc->alerts, sizeof(sc->alerts));
 	sc->pid = e2e_start_fixture(fx);
-	ready = now_s();
+	ready = e2e_now_s();
 	snprintf(pidbuf, sizeof(pidbuf), "%d", sc->pid);
 	args[n++] = "-p";
 	args[n++] = pidbuf;
@@ -231,7 +198,7 @@ static void run_growth(struct scenario *sc, const char *mode, const char *arg, c
 		args[n++] = extra[i];
 	args[n] = NULL;
 	stray = e2e_stray_start(&sc->r, args);
-	sc->lag_s = now_s() - ready;
+	sc->lag_s = e2e_now_s() - ready;
 	e2e_stray_wait(&sc->r, stray, atoi(secs) + 60);
 	e2e_stop_fixture(sc->pid);
 	cr_assert_eq(sc->r.status, 0, "stray failed (%d): %s", sc->r.status, sc->r.err);
@@ -243,7 +210,7 @@ static void run_growth(struct scenario *sc, const char *mode, const char *arg, c
 		     "the report lists %zu alerts, the --alerts file %zu:\n%s\nreport: %s",
 		     json_object_array_length(report_alerts(sc->r.report)),
 		     json_object_array_length(sc->file), sc->file_text,
-		     json_object_to_json_string(member(sc->r.report, "alerts")));
+		     json_object_to_json_string(e2e_member(sc->r.report, "alerts")));
 }
 
 static void scenario_free(struct scenario *sc)
@@ -270,12 +237,12 @@ static json_object *growth_suspect(json_object *report, pid_t pid, const char *f
 {
 	json_object *s = e2e_suspect(report, pid, fn, NULL), *p;
 
-	cr_assert(s, "no %s suspect: %s", fn, json_object_to_json_string(member(report, "suspects")));
-	number(s, "growth_bytes_per_s");
-	number(s, "score");
+	cr_assert(s, "no %s suspect: %s", fn, json_object_to_json_string(e2e_member(report, "suspects")));
+	e2e_number(s, "growth_bytes_per_s");
+	e2e_number(s, "score");
 	verdict(s);
 	cr_assert_geq(e2e_int(s, "rank"), 1);
-	p = member(s, "trend_p");
+	p = e2e_member(s, "trend_p");
 	cr_assert(is_number(p) || json_object_is_type(p, json_type_null), "trend_p: %s",
 		  json_object_to_json_string(s));
 	return s;
@@ -283,18 +250,18 @@ static json_object *growth_suspect(json_object *report, pid_t pid, const char *f
 
 static json_object *rss_trend(json_object *report)
 {
-	json_object *t = member(member(member(report, "heap"), "trend"), "rss");
+	json_object *t = e2e_member(e2e_member(e2e_member(report, "heap"), "trend"), "rss");
 
-	number(t, "slope_bytes_per_hour");
-	cr_assert(json_object_is_type(member(t, "significant"), json_type_boolean));
-	cr_assert(json_object_is_type(member(t, "sustained"), json_type_boolean));
+	e2e_number(t, "slope_bytes_per_hour");
+	cr_assert(json_object_is_type(e2e_member(t, "significant"), json_type_boolean));
+	cr_assert(json_object_is_type(e2e_member(t, "sustained"), json_type_boolean));
 	return t;
 }
 
 /* Suspects stay sorted by bytes; ranks 1..n follow the scores. */
 static void assert_ranks_follow_scores(json_object *report)
 {
-	json_object *suspects = member(report, "suspects");
+	json_object *suspects = e2e_member(report, "suspects");
 	size_t n = json_object_array_length(suspects);
 
 	for (size_t i = 0; i < n; i++) {
@@ -307,7 +274,7 @@ static void assert_ranks_follow_scores(json_object *report)
 		for (size_t j = 0; j < n; j++) {
 			json_object *b = json_object_array_get_idx(suspects, j);
 
-			if (number(a, "score") > number(b, "score"))
+			if (e2e_number(a, "score") > e2e_number(b, "score"))
 				cr_assert_lt(e2e_int(a, "rank"), e2e_int(b, "rank"),
 					     "a higher score ranks lower: %s vs %s",
 					     json_object_to_json_string(a), json_object_to_json_string(b));
@@ -335,29 +302,29 @@ Test(e2e_growth, steady_leak_raises_heap_and_site_growth_once, .timeout = 120, .
 	site = find_kind(sc.file, "site_growth");
 	fprintf(stderr, "steady leak: heap_growth at %.2f s (value %.0f B/h), site_growth at %.2f s "
 			"(value %.0f B/s), attach lag %.2f s\n",
-		number(heap, "t_s"), number(heap, "value"), number(site, "t_s"),
-		number(site, "value"), sc.lag_s);
+		e2e_number(heap, "t_s"), e2e_number(heap, "value"), e2e_number(site, "t_s"),
+		e2e_number(site, "value"), sc.lag_s);
 	/* t_s counts from the window's start, which is lag_s after the leak's */
-	cr_assert_leq(number(heap, "t_s") + sc.lag_s, 30, "heap_growth %.1f s after the leak began",
-		      number(heap, "t_s") + sc.lag_s);
-	cr_assert_leq(number(site, "t_s") + sc.lag_s, 30, "site_growth %.1f s after the leak began",
-		      number(site, "t_s") + sc.lag_s);
+	cr_assert_leq(e2e_number(heap, "t_s") + sc.lag_s, 30, "heap_growth %.1f s after the leak began",
+		      e2e_number(heap, "t_s") + sc.lag_s);
+	cr_assert_leq(e2e_number(site, "t_s") + sc.lag_s, 30, "site_growth %.1f s after the leak began",
+		      e2e_number(site, "t_s") + sc.lag_s);
 	cr_assert_eq(e2e_int(heap, "pid"), sc.pid);
 	cr_assert_eq(e2e_int(site, "pid"), sc.pid);
-	cr_assert_eq(number(heap, "threshold"), 5 * MIB, "default --growth-alert is 5 MiB/h");
-	cr_assert_gt(number(heap, "value"), number(heap, "threshold"));
+	cr_assert_eq(e2e_number(heap, "threshold"), 5 * MIB, "default --growth-alert is 5 MiB/h");
+	cr_assert_gt(e2e_number(heap, "value"), e2e_number(heap, "threshold"));
 	cr_assert(stack_has(site, "leak_step"), "site_growth stack lacks leak_step:\n%s", sc.file_text);
 
 	s = growth_suspect(sc.r.report, sc.pid, "leak_step");
-	rate = number(s, "growth_bytes_per_s");
+	rate = e2e_number(s, "growth_bytes_per_s");
 	fprintf(stderr, "steady leak: leak_step %.0f B/s, p %g, score %.1f, verdict %s\n", rate,
-		number(s, "trend_p"), number(s, "score"), verdict(s));
+		e2e_number(s, "trend_p"), e2e_number(s, "score"), verdict(s));
 	cr_assert_str_eq(verdict(s), "leak");
 	cr_assert(rate >= 0.75 * 64 * KIB && rate <= 1.25 * 64 * KIB,
 		  "leak_step grows %.0f bytes/s, want 65536 +-25%%", rate);
-	cr_assert_lt(number(s, "trend_p"), 0.05);
+	cr_assert_lt(e2e_number(s, "trend_p"), 0.05);
 	cr_assert_eq(e2e_int(s, "rank"), 1);
-	cr_assert(json_object_get_boolean(member(rss_trend(sc.r.report), "sustained")),
+	cr_assert(json_object_get_boolean(e2e_member(rss_trend(sc.r.report), "sustained")),
 		  "RSS of a steady leak is not a sustained trend");
 	scenario_free(&sc);
 }
@@ -372,16 +339,16 @@ Test(e2e_growth, cache_raises_nothing_in_two_minutes, .timeout = 240, .fini = re
 	run_growth(&sc, "cache", NULL, "120", NULL);
 	s = growth_suspect(sc.r.report, sc.pid, "cache_put");
 	fprintf(stderr, "cache: cache_put %lld bytes, %.0f B/s, score %.2f, verdict %s; alerts:\n%s",
-		(long long)e2e_int(s, "bytes"), number(s, "growth_bytes_per_s"), number(s, "score"),
+		(long long)e2e_int(s, "bytes"), e2e_number(s, "growth_bytes_per_s"), e2e_number(s, "score"),
 		verdict(s), sc.file_text);
 	cr_expect_eq(json_object_array_length(sc.file), 0, "a cache raised alerts:\n%s", sc.file_text);
-	cr_expect_eq(json_object_array_length(member(sc.r.report, "alerts")), 0,
+	cr_expect_eq(json_object_array_length(e2e_member(sc.r.report, "alerts")), 0,
 		     "the report lists alerts for a cache: %s",
-		     json_object_to_json_string(member(sc.r.report, "alerts")));
+		     json_object_to_json_string(e2e_member(sc.r.report, "alerts")));
 	cr_assert_str_neq(verdict(s), "leak", "the cache is called a leak");
 	cr_expect_str_eq(verdict(s), "stable");
 	cr_assert_geq(e2e_int(s, "bytes"), 7 * MIB, "the cache should hold ~8 MiB");
-	cr_assert_not(json_object_get_boolean(member(rss_trend(sc.r.report), "sustained")),
+	cr_assert_not(json_object_get_boolean(e2e_member(rss_trend(sc.r.report), "sustained")),
 		      "RSS of a full cache is called a sustained trend: %s",
 		      json_object_to_json_string(rss_trend(sc.r.report)));
 	scenario_free(&sc);
@@ -399,20 +366,20 @@ Test(e2e_growth, leak_outranks_a_bigger_cache, .timeout = 120, .fini = remove_al
 	cache = growth_suspect(sc.r.report, sc.pid, "cache_put");
 	fprintf(stderr, "mixed: leak_step %lld bytes score %.2f rank %lld %s; cache_put %lld bytes "
 			"score %.2f rank %lld %s\n",
-		(long long)e2e_int(leak, "bytes"), number(leak, "score"),
+		(long long)e2e_int(leak, "bytes"), e2e_number(leak, "score"),
 		(long long)e2e_int(leak, "rank"), verdict(leak), (long long)e2e_int(cache, "bytes"),
-		number(cache, "score"), (long long)e2e_int(cache, "rank"), verdict(cache));
+		e2e_number(cache, "score"), (long long)e2e_int(cache, "rank"), verdict(cache));
 	cr_assert_gt(e2e_int(cache, "bytes"), e2e_int(leak, "bytes"),
 		     "precondition: the cache should hold more bytes than the leak");
 	cr_assert_str_eq(verdict(leak), "leak");
 	cr_assert_str_neq(verdict(cache), "leak", "the cache is called a leak");
-	cr_assert_gt(number(leak, "score"), number(cache, "score"));
+	cr_assert_gt(e2e_number(leak, "score"), e2e_number(cache, "score"));
 	cr_assert_eq(e2e_int(leak, "rank"), 1);
 	cr_assert_gt(e2e_int(cache, "rank"), 1);
 	/* and the report stays sorted by bytes: the cache comes first there */
 	assert_ranks_follow_scores(sc.r.report);
 	cr_assert(e2e_suspect(sc.r.report, sc.pid, "leak_step", NULL) !=
-			  json_object_array_get_idx(member(sc.r.report, "suspects"), 0),
+			  json_object_array_get_idx(e2e_member(sc.r.report, "suspects"), 0),
 		  "suspects should stay sorted by bytes, not by rank");
 	scenario_free(&sc);
 }
@@ -426,11 +393,11 @@ Test(e2e_growth, sawtooth_raises_nothing, .timeout = 150, .fini = remove_alerts_
 	run_growth(&sc, "sawtooth", NULL, "60", NULL);
 	cr_assert_eq(json_object_array_length(sc.file), 0, "a sawtooth raised alerts:\n%s",
 		     sc.file_text);
-	cr_assert_eq(json_object_array_length(member(sc.r.report, "alerts")), 0);
+	cr_assert_eq(json_object_array_length(e2e_member(sc.r.report, "alerts")), 0);
 	s = e2e_suspect(sc.r.report, sc.pid, "sawtooth_grow", NULL);
 	if (s) {
 		fprintf(stderr, "sawtooth: sawtooth_grow %lld bytes, score %.2f, verdict %s\n",
-			(long long)e2e_int(s, "bytes"), number(s, "score"), verdict(s));
+			(long long)e2e_int(s, "bytes"), e2e_number(s, "score"), verdict(s));
 		cr_assert_str_neq(verdict(s), "leak", "the sawtooth is called a leak");
 	}
 	scenario_free(&sc);
@@ -527,10 +494,10 @@ Test(e2e_growth, oom_projection_is_within_20_percent, .timeout = 240, .fini = re
 	cr_assert_eq(count_kind(report_alerts(r.report), "oom_projection"), 1);
 	oom = find_kind(file, "oom_projection");
 	cr_assert_eq(e2e_int(oom, "pid"), pid);
-	cr_assert_eq(number(oom, "threshold"), 3600, "default --oom-horizon is 3600 s");
-	dur = number(member(r.report, "window"), "duration_s");
-	t = number(oom, "t_s");
-	value = number(oom, "value");
+	cr_assert_eq(e2e_number(oom, "threshold"), 3600, "default --oom-horizon is 3600 s");
+	dur = e2e_number(e2e_member(r.report, "window"), "duration_s");
+	t = e2e_number(oom, "t_s");
+	value = e2e_number(oom, "value");
 	truth = dur - t;
 	fprintf(stderr, "oom: alert at %.2f s (%s), projected %.1f s, target died at %.2f s: true "
 			"%.1f s, error %+.1f%%\n",
@@ -542,7 +509,7 @@ Test(e2e_growth, oom_projection_is_within_20_percent, .timeout = 240, .fini = re
 		      t, truth);
 
 	/* The final report still describes the cgroup the target ran in. */
-	cg = member(member(r.report, "heap"), "cgroup");
+	cg = e2e_member(e2e_member(r.report, "heap"), "cgroup");
 	cr_expect(json_object_is_type(cg, json_type_object),
 		  "heap.cgroup is %s in the report of a target OOM-killed in %s",
 		  json_object_to_json_string(cg), cgroup_dir);
@@ -559,7 +526,7 @@ Test(e2e_growth, oom_projection_is_within_20_percent, .timeout = 240, .fini = re
 
 static bool any_leak_verdict(json_object *report)
 {
-	json_object *suspects = member(report, "suspects");
+	json_object *suspects = e2e_member(report, "suspects");
 
 	for (size_t i = 0; i < json_object_array_length(suspects); i++)
 		if (!strcmp(verdict(json_object_array_get_idx(suspects, i)), "leak"))
@@ -603,31 +570,31 @@ Test(e2e_growth, report_every_rewrites_the_json_atomically, .timeout = 60)
 	snprintf(pidbuf, sizeof(pidbuf), "%d", pid);
 	const char *args[] = { "-p", pidbuf, "-d", "4", "--report-every", "1", NULL };
 	stray = e2e_stray_start(&r, args);
-	t0 = now_s();
+	t0 = e2e_now_s();
 	/* read it as often as we can until 3.8 s: never a partial file */
-	while (now_s() - t0 < 3.8) {
+	while (e2e_now_s() - t0 < 3.8) {
 		char *s = e2e_slurp(r.json_path);
 
 		if (s) {
 			json_object *j = json_tokener_parse(s);
 
-			cr_assert(j, "a partial --json file at %.2f s:\n%s", now_s() - t0, s);
-			cr_assert(json_object_is_type(member(j, "suspects"), json_type_array));
-			mid_duration = number(member(j, "window"), "duration_s");
+			cr_assert(j, "a partial --json file at %.2f s:\n%s", e2e_now_s() - t0, s);
+			cr_assert(json_object_is_type(e2e_member(j, "suspects"), json_type_array));
+			mid_duration = e2e_number(e2e_member(j, "window"), "duration_s");
 			reads++;
 			json_object_put(j);
 			free(s);
 		} else {
-			cr_assert_lt(now_s() - t0, 2.5, "no --json file 2.5 s into the run");
+			cr_assert_lt(e2e_now_s() - t0, 2.5, "no --json file 2.5 s into the run");
 		}
-		sleep_s(0.002);
+		e2e_sleep_s(0.002);
 	}
 	cr_assert_gt(reads, 0);
 	e2e_stray_wait(&r, stray, 30);
 	e2e_stop_fixture(pid);
 	cr_assert_eq(r.status, 0, "stray failed (%d): %s", r.status, r.err);
 	cr_assert(r.report, "no final report");
-	final = number(member(r.report, "window"), "duration_s");
+	final = e2e_number(e2e_member(r.report, "window"), "duration_s");
 	fprintf(stderr, "report-every: %d complete reads, last interim duration %.2f s, final %.2f s\n",
 		reads, mid_duration, final);
 	cr_assert(mid_duration > 0 && mid_duration < 3.8, "interim report duration %.2f", mid_duration);
@@ -657,8 +624,8 @@ Test(e2e_growth, heap_warn_is_raised_once, .timeout = 60, .fini = remove_alerts_
 	cr_assert_eq(count_kind(report_alerts(r.report), "heap_warn"), 1);
 	cr_assert_eq(count_kind(file, "heap_critical"), 0, "heap_critical without --heap-critical");
 	w = find_kind(file, "heap_warn");
-	cr_assert_eq(number(w, "threshold"), MIB);
-	cr_assert_geq(number(w, "value"), MIB);
+	cr_assert_eq(e2e_number(w, "threshold"), MIB);
+	cr_assert_geq(e2e_number(w, "value"), MIB);
 	cr_assert_str_eq(string(w, "severity"), "warning");
 	cr_assert_eq(e2e_int(w, "pid"), pid);
 	unlink(alerts);

@@ -117,13 +117,6 @@ static void checked_free(struct checked_run *c)
 	unlink(c->json);
 }
 
-static void sleep_s(double s)
-{
-	struct timespec ts = { (time_t)s, (long)((s - (time_t)s) * 1e9) };
-
-	nanosleep(&ts, NULL);
-}
-
 /* ---- valgrind ---- */
 
 /* tests/valgrind.supp: Valgrind takes bpf(BPF_MAP_GET_NEXT_KEY)'s NULL
@@ -213,7 +206,7 @@ Test(e2e_sanitize, asan_attach_mode_steady, .timeout = TIMEOUT_S + 10)
 	snprintf(pidbuf, sizeof(pidbuf), "%d", pid);
 	const char *args[] = { "-d", "2", "-p", pidbuf, NULL };
 	asan_env();
-	sleep_s(0.2);
+	e2e_sleep_s(0.2);
 	checked_wait(&c, checked_start(&c, NULL, bin, args));
 	e2e_stop_fixture(pid);
 	assert_asan_clean(&c);
@@ -232,7 +225,7 @@ Test(e2e_sanitize, asan_run_mode_sigterm, .timeout = TIMEOUT_S + 10)
 
 	asan_env();
 	stray = checked_start(&c, NULL, stray_asan(), args);
-	sleep_s(1.0);
+	e2e_sleep_s(1.0);
 	kill(stray, SIGTERM);
 	checked_wait(&c, stray);
 	assert_asan_clean(&c);

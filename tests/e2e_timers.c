@@ -48,17 +48,9 @@ static const struct timer_site uvleak_sites[] = {
 };
 static const char *const uvleak_released[] = { "closed_properly", "scenario", "on_stop" };
 
-static json_object *member(json_object *obj, const char *key)
-{
-	json_object *v = NULL;
-
-	cr_assert(json_object_object_get_ex(obj, key, &v), "no \"%s\"", key);
-	return v;
-}
-
 static const char *frame_fn(json_object *timer, size_t i)
 {
-	json_object *stack = member(timer, "stack"), *fn;
+	json_object *stack = e2e_member(timer, "stack"), *fn;
 
 	if (i >= json_object_array_length(stack) ||
 	    !json_object_object_get_ex(json_object_array_get_idx(stack, i), "function", &fn) ||
@@ -72,7 +64,7 @@ static json_object *timers_of(json_object *report)
 	json_object *timers;
 
 	cr_assert(report, "no JSON report");
-	timers = member(report, "timers");
+	timers = e2e_member(report, "timers");
 	cr_assert(json_object_is_type(timers, json_type_array));
 	return timers;
 }
@@ -84,13 +76,13 @@ static void check_schema(json_object *report)
 	int64_t prev = INT64_MAX;
 
 	for (size_t i = 0; i < json_object_array_length(timers); i++) {
-		json_object *t = json_object_array_get_idx(timers, i), *iv = member(t, "interval_ns");
-		const char *kind = json_object_get_string(member(t, "kind"));
+		json_object *t = json_object_array_get_idx(timers, i), *iv = e2e_member(t, "interval_ns");
+		const char *kind = json_object_get_string(e2e_member(t, "kind"));
 
 		cr_expect(!strcmp(kind, "timerfd") || !strcmp(kind, "posix") || !strcmp(kind, "uv_timer"),
 			  "kind %s", kind);
 		cr_expect(json_object_is_type(iv, json_type_null) || json_object_is_type(iv, json_type_int));
-		cr_expect(json_object_is_type(member(t, "stack"), json_type_array));
+		cr_expect(json_object_is_type(e2e_member(t, "stack"), json_type_array));
 		cr_expect_leq(e2e_int(t, "outstanding"), prev, "timers sorted by outstanding");
 		cr_expect_leq(e2e_int(t, "armed"), e2e_int(t, "outstanding"));
 		cr_expect_leq(e2e_int(t, "periodic"), e2e_int(t, "armed"));
@@ -112,7 +104,7 @@ static json_object *timer_entry(json_object *report, const char *kind, const cha
 		json_object *t = json_object_array_get_idx(timers, i);
 		const char *f0 = frame_fn(t, 0), *f1 = frame_fn(t, 1);
 
-		if (strcmp(json_object_get_string(member(t, "kind")), kind) || !f0 || strcmp(f0, fn0) ||
+		if (strcmp(json_object_get_string(e2e_member(t, "kind")), kind) || !f0 || strcmp(f0, fn0) ||
 		    (fn1 && (!f1 || strcmp(f1, fn1))) || (pid > 0 && e2e_int(t, "pid") != pid))
 			continue;
 		found = t;
@@ -123,7 +115,7 @@ static json_object *timer_entry(json_object *report, const char *kind, const cha
 
 static bool stack_has(json_object *timer, const char *fn)
 {
-	json_object *stack = member(timer, "stack");
+	json_object *stack = e2e_member(timer, "stack");
 
 	for (size_t i = 0; i < json_object_array_length(stack); i++) {
 		const char *f = frame_fn(timer, i);
@@ -159,7 +151,7 @@ static void check_sites(json_object *report, const struct timer_site *sites, siz
 		cr_expect_eq(e2e_int(t, "periodic"), s->periodic, "%s: periodic %lld", s->fn0,
 			     (long long)e2e_int(t, "periodic"));
 		if (s->interval_ns < 0)
-			cr_expect(json_object_is_type(member(t, "interval_ns"), json_type_null), "%s: interval", s->fn0);
+			cr_expect(json_object_is_type(e2e_member(t, "interval_ns"), json_type_null), "%s: interval", s->fn0);
 		else
 			cr_expect_eq(e2e_int(t, "interval_ns"), s->interval_ns, "%s: interval", s->fn0);
 	}
@@ -176,27 +168,19 @@ static void check_sites(json_object *report, const struct timer_site *sites, siz
 
 static void check_itimer(json_object *report, int pid)
 {
-	json_object *its = member(report, "itimers");
+	json_object *its = e2e_member(report, "itimers");
 	bool found = false;
 
 	for (size_t i = 0; i < json_object_array_length(its); i++) {
 		json_object *it = json_object_array_get_idx(its, i);
 
-		if ((pid > 0 && e2e_int(it, "pid") != pid) || strcmp(json_object_get_string(member(it, "which")), "real"))
+		if ((pid > 0 && e2e_int(it, "pid") != pid) || strcmp(json_object_get_string(e2e_member(it, "which")), "real"))
 			continue;
 		found = true;
 		cr_expect_gt(e2e_int(it, "value_ns"), 3000 * 1000 * MS);
 		cr_expect_eq(e2e_int(it, "interval_ns"), 60 * 1000 * MS);
 	}
 	cr_expect(found, "ITIMER_REAL of arm_itimer not reported");
-}
-
-static void sleep_s(double s)
-{
-	struct timespec ts = { (time_t)s, (long)((s - (time_t)s) * 1e9) };
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
 }
 
 /* stray -p PID against a --wait fixture: attach, then let it run. */
@@ -209,7 +193,7 @@ static void attach_run(struct e2e_run *r, const char *fixture, int *pid_out)
 	snprintf(pidbuf, sizeof(pidbuf), "%d", pid);
 	const char *args[] = { "-d", "4", "-p", pidbuf, NULL };
 	stray = e2e_stray_start(r, args);
-	sleep_s(1.5); /* attached by then */
+	e2e_sleep_s(1.5); /* attached by then */
 	cr_assert_eq(kill(pid, SIGUSR1), 0);
 	e2e_stray_wait(r, stray, 60);
 	e2e_stop_fixture(pid);
@@ -314,7 +298,7 @@ Test(e2e_timers, node_set_interval_is_one_libuv_timer)
 	timers = timers_of(r.report);
 	cr_assert_eq(json_object_array_length(timers), 1, "expected node's one libuv timer:\n%s", r.out);
 	t = json_object_array_get_idx(timers, 0);
-	cr_expect_str_eq(json_object_get_string(member(t, "kind")), "uv_timer");
+	cr_expect_str_eq(json_object_get_string(e2e_member(t, "kind")), "uv_timer");
 	cr_expect_eq(e2e_int(t, "outstanding"), 1);
 	cr_expect(stack_has(t, "node::Environment::InitializeLibuv()"),
 		  "node's timer handle should come from InitializeLibuv:\n%s", r.out);
