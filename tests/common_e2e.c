@@ -59,24 +59,13 @@ static char *slurp_file(const char *path)
 	return s;
 }
 
-pid_t e2e_stray_start(struct e2e_run *r, const char *const *args)
+/* Fork argv with stdout and stderr captured in unlinked temporary files,
+ * whose descriptors go to r for e2e_stray_wait. */
+static pid_t spawn_captured(struct e2e_run *r, const char *const *argv)
 {
-	static int seq;
-	const char *argv[64];
-	size_t n = 0;
-	pid_t pid;
-
-	memset(r, 0, sizeof(*r));
-	snprintf(r->json_path, sizeof(r->json_path), "/tmp/stray-e2e-%d-%d.json", getpid(), seq++);
-	unlink(r->json_path);
-	argv[n++] = e2e_stray();
-	argv[n++] = "--json";
-	argv[n++] = r->json_path;
-	for (size_t i = 0; args[i] && n < 63; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
 	char out[] = "/tmp/stray-e2e-out-XXXXXX", err[] = "/tmp/stray-e2e-err-XXXXXX";
 	int ofd = mkstemp(out), efd = mkstemp(err);
+	pid_t pid;
 
 	cr_assert(ofd >= 0 && efd >= 0);
 	unlink(out);
@@ -92,6 +81,24 @@ pid_t e2e_stray_start(struct e2e_run *r, const char *const *args)
 	r->out_fd = ofd;
 	r->err_fd = efd;
 	return pid;
+}
+
+pid_t e2e_stray_start(struct e2e_run *r, const char *const *args)
+{
+	static int seq;
+	const char *argv[64];
+	size_t n = 0;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->json_path, sizeof(r->json_path), "/tmp/stray-e2e-%d-%d.json", getpid(), seq++);
+	unlink(r->json_path);
+	argv[n++] = e2e_stray();
+	argv[n++] = "--json";
+	argv[n++] = r->json_path;
+	for (size_t i = 0; args[i] && n < 63; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	return spawn_captured(r, argv);
 }
 
 int e2e_wait_status(pid_t pid, int timeout_s)
@@ -300,36 +307,15 @@ char *e2e_slurp(const char *path)
 void e2e_stray_run_nojson(struct e2e_run *r, int timeout_s, const char *const *args)
 {
 	const char *argv[64];
-	char out[] = "/tmp/stray-e2e-out-XXXXXX", err[] = "/tmp/stray-e2e-err-XXXXXX";
 	size_t n = 0;
-	int ofd, efd;
-	pid_t pid;
 
 	memset(r, 0, sizeof(*r));
 	argv[n++] = e2e_stray();
 	for (size_t i = 0; args[i] && n < 63; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
-	ofd = mkstemp(out);
-	efd = mkstemp(err);
-	cr_assert(ofd >= 0 && efd >= 0);
-	unlink(out);
-	unlink(err);
-	pid = fork();
-	cr_assert(pid >= 0);
-	if (pid == 0) {
-		dup2(ofd, 1);
-		dup2(efd, 2);
-		execv(argv[0], (char **)argv);
-		_exit(126);
-	}
-	r->status = e2e_wait_status(pid, timeout_s);
-	lseek(ofd, 0, SEEK_SET);
-	lseek(efd, 0, SEEK_SET);
-	r->out = slurp_fd(ofd);
-	r->err = slurp_fd(efd);
-	close(ofd);
-	close(efd);
+	/* json_path stays empty: no report is read, r->report stays NULL. */
+	e2e_stray_wait(r, spawn_captured(r, argv), timeout_s);
 }
 
 double e2e_now_s(void)
