@@ -25,6 +25,15 @@ apt-get install -y -qq --no-install-recommends \
 	make gcc clang llvm pkg-config \
 	zlib1g-dev libzstd-dev \
 	libjson-c-dev libcriterion-dev libcap-dev \
-	libuv1-dev \
-	valgrind procps binutils >/dev/null
+	libuv1-dev libcapstone-dev \
+	libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev \
+	valgrind procps binutils gdb util-linux \
+	bpftrace sqlite3 python3 zstd xz-utils gzip libc6-dbg nodejs >/dev/null
+# redis-server is a test and bench workload, not a service: keep apt from starting it.
+if ! command -v redis-server >/dev/null; then
+	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+	chmod +x /usr/sbin/policy-rc.d
+	apt-get install -y -qq --no-install-recommends redis-server redis-tools >/dev/null
+	rm -f /usr/sbin/policy-rc.d
+fi
 echo "install-deps: ok (libbpf $(dpkg-query -W -f='${Version}' libbpf-dev), bpftool $(dpkg-query -W -f='${Version}' bpftool))"
