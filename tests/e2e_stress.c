@@ -50,13 +50,18 @@ static void expect_site(json_object *report, const char *fn, long long bytes, lo
 }
 
 /* Every counter under totals.dropped is zero. */
-static void expect_no_drops(json_object *report)
+static void expect_zero_drops(json_object *report)
 {
 	json_object *dropped = e2e_member(e2e_member(report, "totals"), "dropped");
 
 	json_object_object_foreach(dropped, name, value)
 		cr_expect_eq(json_object_get_int64(value), 0, "dropped.%s = %lld", name,
 			     (long long)json_object_get_int64(value));
+}
+
+static void expect_no_drops(json_object *report)
+{
+	expect_zero_drops(report);
 	cr_expect_eq(e2e_int(report, "totals.unmatched_frees"), 0);
 }
 
@@ -147,5 +152,69 @@ Test(e2e_stress, attach_totals_equal_the_fixture_counts_10s, .timeout = 90)
 	expect_totals(r.report, &c, 0, 0);
 	cr_log_info("stress -p 10 s: %lld operations, %lld allocations, %lld frees", c.ops, c.allocs, c.frees);
 	free(text);
+	e2e_run_free(&r);
+}
+
+/* tests/fixtures/threadexit.c's shape. */
+#define EXIT_ROUNDS 5
+#define EXIT_THREADS 8
+#define EXIT_PER_THREAD 50
+#define EXIT_KEEP 1
+
+/* Each thread leaves EXIT_KEEP blocks of 64 + its index bytes. */
+static long long orphan_bytes_kept(void)
+{
+	long long bytes = 0;
+
+	for (int i = 0; i < EXIT_THREADS; i++)
+		bytes += EXIT_ROUNDS * EXIT_KEEP * (64 + i);
+	return bytes;
+}
+
+static void run_threadexit(struct e2e_run *r)
+{
+	const char *args[] = { "--", e2e_fixture("threadexit"), NULL };
+	json_object *s;
+
+	e2e_stray_run(r, 30, args);
+	cr_assert_eq(r->status, 0, "stray failed (%d): %s", r->status, r->err);
+	cr_assert(r->report, "no JSON report");
+	s = e2e_suspect(r->report, 0, "orphan_alloc", "thread_main");
+	cr_assert(s, "no orphan_alloc suspect:\n%s", r->out);
+	cr_expect_eq(e2e_int(s, "allocations"), EXIT_ROUNDS * EXIT_THREADS * EXIT_KEEP);
+	cr_expect_eq(e2e_int(s, "bytes"), orphan_bytes_kept());
+	cr_expect_eq(e2e_int(s, "total_allocations"), EXIT_ROUNDS * EXIT_THREADS * EXIT_PER_THREAD);
+	cr_expect_eq(e2e_int(s, "frees"), EXIT_ROUNDS * EXIT_THREADS * (EXIT_PER_THREAD - EXIT_KEEP));
+	expect_zero_drops(r->report);
+}
+
+/*
+ * Threads that allocate and exit; their blocks are freed later by the main
+ * thread. The blocks stay at the exited threads' site, exact.
+ * unmatched_frees: an exiting thread's glibc frees its tcache, a block
+ * malloc allocated internally (not through a probed entry point), and
+ * every chunk cached in it. With the tcache holding no chunks
+ * (glibc.malloc.tcache_count=0) that is exactly one unmatched free per
+ * thread; with the default, the chunks malloc stashed there from the bins
+ * the main thread's frees filled are freed too: at most 7 per bin of 64.
+ */
+Test(e2e_stress, exited_threads_blocks_freed_by_another_thread, .timeout = 60)
+{
+	const long long threads = EXIT_ROUNDS * EXIT_THREADS;
+	struct e2e_run r;
+
+	setenv("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0", 1);
+	run_threadexit(&r);
+	cr_expect_eq(e2e_int(r.report, "totals.unmatched_frees"), threads,
+		     "%lld unmatched frees for %lld exited threads", (long long)e2e_int(r.report, "totals.unmatched_frees"),
+		     threads);
+	e2e_run_free(&r);
+
+	unsetenv("GLIBC_TUNABLES");
+	run_threadexit(&r);
+	cr_expect(e2e_int(r.report, "totals.unmatched_frees") >= threads &&
+			  e2e_int(r.report, "totals.unmatched_frees") <= threads * (1 + 7 * 64),
+		  "%lld unmatched frees for %lld exited threads", (long long)e2e_int(r.report, "totals.unmatched_frees"),
+		  threads);
 	e2e_run_free(&r);
 }
