@@ -82,6 +82,19 @@ static __always_inline void count(enum stray_counter c)
 		cs->v[c]++;
 }
 
+/* A block (or region piece) of size bytes that the full allocs map could
+ * not take: the report says how many and how large. */
+static __always_inline void count_untracked(__u64 size)
+{
+	__u32 zero = 0;
+	struct stray_counters *cs = bpf_map_lookup_elem(&counters, &zero);
+
+	if (!cs)
+		return;
+	cs->v[STRAY_CNT_ALLOC_MAP_FULL]++;
+	cs->v[STRAY_CNT_UNTRACKED_BYTES] += size;
+}
+
 static __always_inline bool is_target(__u32 tgid)
 {
 	return bpf_map_lookup_elem(&targets, &tgid) != NULL;
@@ -250,7 +263,7 @@ static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u6
 	a.kind = kind;
 	a.ts_ns = bpf_ktime_get_ns();
 	if (bpf_map_update_elem(&allocs, &key, &a, BPF_NOEXIST)) {
-		count(STRAY_CNT_ALLOC_MAP_FULL);
+		count_untracked(size);
 		return;
 	}
 	count(kind == STRAY_KIND_MMAP ? STRAY_CNT_MAPS : STRAY_CNT_ALLOCS);
@@ -264,7 +277,7 @@ static __always_inline void restore_alloc(__u32 tgid, __u64 addr, const struct s
 	struct stray_alloc_key key = { .tgid = tgid, .addr = addr };
 
 	if (bpf_map_update_elem(&allocs, &key, a, BPF_NOEXIST))
-		count(STRAY_CNT_ALLOC_MAP_FULL);
+		count_untracked(a->size);
 }
 
 /* Like take_alloc, for an mmap region only (a heap block is left alone). */
@@ -540,7 +553,7 @@ static __always_inline void cut_region(__u32 tgid, __u64 s, const struct stray_a
 		key.addr = s;
 		piece.size = lo - s;
 		if (bpf_map_update_elem(&allocs, &key, &piece, BPF_ANY)) {
-			count(STRAY_CNT_ALLOC_MAP_FULL);
+			count_untracked(piece.size);
 		} else {
 			kept++;
 			kept_bytes += piece.size;
@@ -550,7 +563,7 @@ static __always_inline void cut_region(__u32 tgid, __u64 s, const struct stray_a
 		key.addr = hi;
 		piece.size = e - hi;
 		if (bpf_map_update_elem(&allocs, &key, &piece, BPF_ANY)) {
-			count(STRAY_CNT_ALLOC_MAP_FULL);
+			count_untracked(piece.size);
 		} else {
 			kept++;
 			kept_bytes += piece.size;

@@ -85,6 +85,7 @@ enum stray_counter {
 				      starting more than STRAY_UNMAP_SEARCH_PAGES below) */
 	STRAY_CNT_UNMAP_UNHANDLED, /* munmap range reaching past STRAY_UNMAP_MAX_REGIONS
 				      contiguous regions: the rest stays recorded */
+	STRAY_CNT_UNTRACKED_BYTES, /* bytes of the blocks counted in STRAY_CNT_ALLOC_MAP_FULL */
 	STRAY_CNT_NR,
 };
 

@@ -9,7 +9,8 @@
  *          outstanding_mmap_regions, unmatched_unmaps, dropped{name: n}},
  *          (allocations..unmatched_frees: heap only; mmap_*: anonymous
  *          mmap regions)
- *          timers_created, timers_released},
+ *          timers_created, timers_released,
+ *          untracked_allocations, untracked_bytes (not tracked: map full)},
  *   suspects[{pid, kind "heap"|"mmap", bytes, allocations, oldest_age_s, total_bytes,
  *             total_allocations, frees, growth_bytes_per_s, trend_p|null,
  *             score, verdict, rank, stack[{address "0x..", module,
@@ -117,6 +118,8 @@ static struct json_object *build_totals(const struct report *r)
 	    json__add_u64(t, "unmatched_unmaps", r->unmatched_unmaps) ||
 	    json__add_u64(t, "timers_created", r->timers_created) ||
 	    json__add_u64(t, "timers_released", r->timers_released) ||
+	    json__add_u64(t, "untracked_allocations", r->untracked_allocations) ||
+	    json__add_u64(t, "untracked_bytes", r->untracked_bytes) ||
 	    json__add(t, "dropped", build_dropped(r))) {
 		json_object_put(t);
 		return NULL;

@@ -107,6 +107,10 @@ struct report {
 	uint64_t outstanding_mmap_bytes;
 	uint64_t outstanding_mmap_regions;
 	uint64_t unmatched_unmaps;        /* unmaps of no tracked region */
+	/* blocks and regions the full outstanding-allocation map could not
+	 * take (--max-allocs): missing from the outstanding figures */
+	uint64_t untracked_allocations;
+	uint64_t untracked_bytes;
 	size_t ndropped;
 	const struct report_counter *dropped; /* every drop counter, zero or not */
 	/* suspects, sorted by bytes descending */

@@ -413,7 +413,7 @@ struct report_build {
 	struct report_frame *timer_frames;
 	struct itimer_state *itimer_states;
 	struct report_itimer *itimers;
-	const char *notes[5];
+	const char *notes[6];
 };
 
 static size_t timer_drops(struct session *s, struct report_counter *out)
@@ -442,6 +442,8 @@ static void fill_counters(struct session *s, struct report_build *b, uint64_t *k
 	b->r.mmap_regions = kc[STRAY_CNT_MAPS];
 	b->r.munmaps = kc[STRAY_CNT_UNMAPS];
 	b->r.unmatched_unmaps = kc[STRAY_CNT_UNMATCHED_UNMAPS];
+	b->r.untracked_allocations = kc[STRAY_CNT_ALLOC_MAP_FULL];
+	b->r.untracked_bytes = kc[STRAY_CNT_UNTRACKED_BYTES];
 	drain__outstanding_mmap(s->drain, &b->r.outstanding_mmap_bytes, &b->r.outstanding_mmap_regions);
 	for (size_t i = 0; i < sizeof(kernel_drops) / sizeof(kernel_drops[0]); i++)
 		b->dropped[n++] = (struct report_counter){ kernel_drops[i].name, kc[kernel_drops[i].index] };
@@ -537,6 +539,11 @@ static void fill_notes(struct session *s, struct report_build *b)
 			"them may be missing";
 	if (s->timers_unavailable)
 		b->notes[n++] = s->timers_unavailable;
+	if (b->r.untracked_allocations)
+		b->notes[n++] = "the outstanding-allocation map was full: totals.untracked_allocations blocks "
+				"(totals.untracked_bytes bytes) were not tracked and are missing from the "
+				"outstanding figures and suspects; frees of them count as unmatched_frees; "
+				"raise --max-allocs";
 	b->r.notes = b->notes;
 	b->r.nnotes = n;
 }

@@ -160,6 +160,11 @@ static void print_summary(const struct report *r, FILE *out)
 			" mapped, %" PRIu64 " unmapped in the window\n",
 			r->outstanding_mmap_bytes, human((double)r->outstanding_mmap_bytes, h),
 			r->outstanding_mmap_regions, r->mmap_regions, r->munmaps);
+	if (r->untracked_allocations)
+		fprintf(out,
+			"MISSING: %" PRIu64 " allocations (%" PRIu64 " bytes) not tracked: the outstanding-allocation "
+			"map was full (raise --max-allocs)\n",
+			r->untracked_allocations, r->untracked_bytes);
 	fputs("dropped:", out);
 	for (size_t i = 0; i < r->ndropped; i++) {
 		if (!r->dropped[i].value)
