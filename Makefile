@@ -74,7 +74,7 @@ $(BUILD)/asan/%.o: user/%.c user/*.h bpf/stray.h $(SKELS) | $(BUILD)/asan
 $(BUILD)/stray-asan: $(ASAN_OBJS)
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/fixtures/%: tests/fixtures/%.c | $(BUILD)/fixtures
+$(BUILD)/fixtures/%: tests/fixtures/%.c $(wildcard tests/fixtures/*.h) | $(BUILD)/fixtures
 	$(CC) $(FIXTURE_CFLAGS) -o $@ $< $(if $(filter %_lib,$*),,-ldl)
 
 # C++ fixtures, with the same flags; each is also linked statically, where

@@ -862,3 +862,5 @@ int BPF_PROG(thread_exit, struct task_struct *task)
 	bpf_map_delete_elem(&inflight, &tid);
 	return 0;
 }
+
+#include "follow.bpf.h"

@@ -86,6 +86,8 @@ enum stray_counter {
 	STRAY_CNT_UNMAP_UNHANDLED, /* munmap range reaching past STRAY_UNMAP_MAX_REGIONS
 				      contiguous regions: the rest stays recorded */
 	STRAY_CNT_UNTRACKED_BYTES, /* bytes of the blocks counted in STRAY_CNT_ALLOC_MAP_FULL */
+	STRAY_CNT_FOLLOW_LOST,     /* --follow: fork/exec/exit event not delivered (ring
+				      buffer or targets map full) */
 	STRAY_CNT_NR,
 };
 
@@ -176,6 +178,27 @@ struct stray_inflight {
 
 struct stray_counters {
 	__u64 v[STRAY_CNT_NR];
+};
+
+/* ==== --follow (bpf/follow.bpf.h, user/follow.c) =========================
+ * In -p mode with --follow, the sched tracepoints tell user space about
+ * processes forked by a target, about execs and about exits of targets,
+ * through a ring buffer (rare events). */
+
+#define STRAY_FOLLOW_RINGBUF_BYTES (256 * 1024)
+
+enum stray_follow_kind {
+	STRAY_FOLLOW_FORK = 1, /* pid: the new process, parent: the target that forked it */
+	STRAY_FOLLOW_EXEC = 2, /* pid: a target that exec'd */
+	STRAY_FOLLOW_EXIT = 3, /* pid: a target whose last thread exited */
+};
+
+struct stray_follow_event {
+	__u64 ts_ns; /* bpf_ktime_get_ns() at the event */
+	__u32 kind;  /* enum stray_follow_kind */
+	__u32 pid;
+	__u32 parent;
+	__u32 pad;
 };
 
 /* ==== timers (bpf/timers.bpf.c, user/timers.c) ==========================

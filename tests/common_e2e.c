@@ -370,3 +370,16 @@ void e2e_wait_attached(struct e2e_run *r, pid_t stray)
 		e2e_sleep_s(0.02);
 	}
 }
+
+pid_t e2e_attach_fixture(struct e2e_run *r, const char *const *fx, const char *opt, pid_t *stray)
+{
+	pid_t fixture = e2e_start_fixture(fx);
+	char pidbuf[16];
+	const char *with_opt[] = { "-v", opt, "-p", pidbuf, NULL };
+	const char *plain[] = { "-v", "-p", pidbuf, NULL };
+
+	snprintf(pidbuf, sizeof(pidbuf), "%d", fixture);
+	*stray = e2e_stray_start(r, opt ? with_opt : plain);
+	e2e_wait_attached(r, *stray);
+	return fixture;
+}

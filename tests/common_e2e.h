@@ -94,4 +94,11 @@ double e2e_number(json_object *obj, const char *key);
  * signal sent next lands in the window rather than during set-up. */
 void e2e_wait_attached(struct e2e_run *r, pid_t stray);
 
+/*
+ * Start fixture fx (until it prints "ready"), then stray -v [opt] -p PID
+ * against it in the background, and wait until its probes are on.
+ * Returns the fixture's pid; *stray receives stray's (for e2e_stray_wait).
+ */
+pid_t e2e_attach_fixture(struct e2e_run *r, const char *const *fx, const char *opt, pid_t *stray);
+
 #endif /* STRAY_COMMON_E2E_H */

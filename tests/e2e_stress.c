@@ -124,7 +124,7 @@ Test(e2e_stress, run_mode_totals_equal_the_fixture_counts, .timeout = 60)
  */
 Test(e2e_stress, attach_totals_equal_the_fixture_counts_10s, .timeout = 90)
 {
-	char counts_path[] = "/tmp/stray-stress-XXXXXX", pidbuf[16];
+	char counts_path[] = "/tmp/stray-stress-XXXXXX";
 	int fd = mkstemp(counts_path);
 	const char *fx[] = { e2e_fixture("stress"), "-w", "-o", counts_path, "10", NULL };
 	struct stress_counts c;
@@ -134,11 +134,7 @@ Test(e2e_stress, attach_totals_equal_the_fixture_counts_10s, .timeout = 90)
 
 	cr_assert_geq(fd, 0);
 	close(fd);
-	fixture = e2e_start_fixture(fx);
-	snprintf(pidbuf, sizeof(pidbuf), "%d", fixture);
-	const char *args[] = { "-v", "-p", pidbuf, NULL };
-	stray = e2e_stray_start(&r, args);
-	e2e_wait_attached(&r, stray);
+	fixture = e2e_attach_fixture(&r, fx, NULL, &stray);
 	kill(fixture, SIGUSR1);
 	cr_assert_eq(e2e_wait_status(fixture, 60), 0, "the fixture failed");
 	e2e_stray_wait(&r, stray, 30);

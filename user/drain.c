@@ -282,6 +282,7 @@ struct harvest {
 	uint64_t min_age_ns, now_ns;
 	bool record; /* fold into totals and records (false: just delete) */
 	bool remove;
+	uint64_t before_ns; /* with !record: only blocks older than this (0: all) */
 	struct doomed blocks;
 };
 
@@ -295,7 +296,7 @@ static int visit_alloc(struct drain *d, const void *key, const void *value, void
 	if (h->pid >= 0 && (__u32)h->pid != k->tgid)
 		return 0;
 	if (!h->record)
-		return doom(&h->blocks, key);
+		return h->before_ns && a->ts_ns >= h->before_ns ? 0 : doom(&h->blocks, key);
 	if (a->kind == STRAY_KIND_MMAP) {
 		d->mmap_bytes += a->size;
 		d->mmap_regions++;
@@ -365,6 +366,13 @@ int drain__harvest(struct drain *d, int pid, uint64_t min_age_ns, uint64_t now_n
 int drain__forget(struct drain *d, int pid)
 {
 	struct harvest h = { .pid = pid, .remove = true };
+
+	return pid < 0 ? -EINVAL : harvest(d, &h);
+}
+
+int drain__forget_before(struct drain *d, int pid, uint64_t before_ns)
+{
+	struct harvest h = { .pid = pid, .before_ns = before_ns };
 
 	return pid < 0 ? -EINVAL : harvest(d, &h);
 }

@@ -85,6 +85,11 @@ int drain__harvest(struct drain *d, int pid, uint64_t min_age_ns, uint64_t now_n
  * its exec replaced the address space that held them. Returns 0 or -errno. */
 int drain__forget(struct drain *d, int pid);
 
+/* Like drain__forget, for the blocks of pid allocated before before_ns
+ * only (an exec seen after the fact, in -p --follow mode: the new image
+ * may already have allocated). Sites stay. Returns 0 or -errno. */
+int drain__forget_before(struct drain *d, int pid, uint64_t before_ns);
+
 /* Outstanding totals over every harvest so far: heap blocks only (what
  * Valgrind calls "in use"); anonymous mmap regions apart. */
 void drain__outstanding(const struct drain *d, uint64_t *bytes, uint64_t *allocations);

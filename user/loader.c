@@ -112,6 +112,11 @@ struct loader *loader__new(const struct loader_opts *opts, const char **errmsg)
 		goto fail;
 	}
 	l->skel->rodata->page_size = sysconf(_SC_PAGESIZE);
+	/* --follow's sched programs run on every fork, exec and exit of the
+	 * machine: only when asked. */
+	bpf_program__set_autoload(l->skel->progs.follow_fork, opts->follow);
+	bpf_program__set_autoload(l->skel->progs.follow_exec, opts->follow);
+	bpf_program__set_autoload(l->skel->progs.follow_exit, opts->follow);
 	err = size_maps(l->skel, opts);
 	if (err) {
 		*errmsg = "cannot size BPF maps";
@@ -300,6 +305,11 @@ uint32_t loader__max_sites(const struct loader *l)
 uint32_t loader__max_allocs(const struct loader *l)
 {
 	return bpf_map__max_entries(l->skel->maps.allocs);
+}
+
+int loader__follow_events_fd(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.follow_events);
 }
 
 int allocator__lookup_scope(int pid, bool at_exec, char ***paths, size_t *n)

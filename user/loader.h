@@ -17,6 +17,7 @@ struct loader_opts {
 	uint32_t max_allocs;   /* outstanding-allocation map capacity */
 	uint32_t max_sites;    /* call-site map capacity */
 	uint32_t max_targets;  /* processes traced at once */
+	bool follow;           /* load the --follow programs (bpf/follow.bpf.h) */
 };
 
 /* Where one object defines allocator functions, as uprobe file offsets. */
@@ -66,6 +67,8 @@ int loader__sites_fd(const struct loader *l);
 int loader__counters_fd(const struct loader *l);
 uint32_t loader__max_sites(const struct loader *l);
 uint32_t loader__max_allocs(const struct loader *l);
+/* The --follow events ring buffer (valid only with loader_opts.follow). */
+int loader__follow_events_fd(const struct loader *l);
 
 /*
  * Which objects define the allocator functions for process pid.

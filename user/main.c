@@ -39,6 +39,7 @@ static const char usage[] =
 	"      --oom-horizon SECS oom_projection when the cgroup limit is nearer (default 3600)\n"
 	"      --fail-on-leak     exit with status 3 when a suspect's verdict is \"leak\"\n"
 	"      --no-timers        do not trace timerfd, POSIX, interval and libuv timers\n"
+	"      --follow           with -p: also trace the processes it forks (run mode always does)\n"
 	"  -v, --verbose          log attachments and drains on stderr\n"
 	"  -h, --help             show this help\n"
 	"  -V, --version          show the version\n";
@@ -87,6 +88,7 @@ enum {
 	OPT_MIN_AGE = 256, OPT_JSON, OPT_TOP, OPT_MAX_ALLOCS, OPT_MAX_SITES, OPT_MAX_PROCS,
 	OPT_WATCH, OPT_REPORT_EVERY, OPT_ALERTS, OPT_GROWTH_ALERT, OPT_HEAP_WARN, OPT_HEAP_CRITICAL,
 	OPT_OOM_HORIZON, OPT_FAIL_ON_LEAK, OPT_NO_TIMERS,
+	OPT_FOLLOW,
 };
 
 /* A byte count with an optional binary suffix: 512, 64K, 5M, 2G, 1T. */
@@ -135,6 +137,7 @@ static const struct option long_options[] = {
 	{ "oom-horizon", required_argument, NULL, OPT_OOM_HORIZON },
 	{ "fail-on-leak", no_argument, NULL, OPT_FAIL_ON_LEAK },
 	{ "no-timers", no_argument, NULL, OPT_NO_TIMERS },
+	{ "follow", no_argument, NULL, OPT_FOLLOW },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -239,6 +242,9 @@ static int parse_growth_option(int c, struct session_opts *o)
 		return 0;
 	case OPT_NO_TIMERS:
 		o->no_timers = true;
+		return 0;
+	case OPT_FOLLOW:
+		o->follow = true;
 		return 0;
 	case 'h':
 		fputs(usage, stdout);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include "analysis.h"
 #include "drain.h"
+#include "follow.h"
 #include "loader.h"
 #include "monitor.h"
 #include "output.h"
@@ -38,6 +39,8 @@ struct session {
 	struct tracee *tracee;
 	struct monitor *monitor;
 	struct timers *timers; /* NULL with --no-timers or when the kernel lacks them */
+	struct follow *follow; /* -p --follow only */
+	uint64_t follow_untraced; /* --follow: children that could not be attached */
 	const char *timers_unavailable; /* why timers are off, for the report's notes */
 	/* every process traced in the window, and whether it still lives */
 	int *pids;
@@ -194,20 +197,25 @@ static void on_exit_stop(void *ctx, int pid)
 		timers__on_exit(s->timers, pid);
 }
 
+/* Process pid is gone. A child's outstanding blocks are final: fold them
+ * into the report now and free its kernel state (fold_child). The root's
+ * stay for the final harvest. */
+static void process_gone(struct session *s, int pid, bool fold_child)
+{
+	loader__detach(s->loader, pid);
+	if (s->timers)
+		timers__detach(s->timers, pid);
+	mark_dead(s, pid);
+	if (fold_child)
+		drain__harvest(s->drain, pid, s->opts->min_age_s * NS_PER_S, now_ns(), true);
+}
+
 static void on_exited(void *ctx, int pid, int status)
 {
 	struct session *s = ctx;
 
 	(void)status;
-	loader__detach(s->loader, pid);
-	if (s->timers)
-		timers__detach(s->timers, pid);
-	mark_dead(s, pid);
-	/* A child's outstanding blocks are final once it is gone: fold them
-	 * into the report now and free its kernel state. The root's stay for
-	 * the final harvest. */
-	if (pid != tracee__root_pid(s->tracee))
-		drain__harvest(s->drain, pid, s->opts->min_age_s * NS_PER_S, now_ns(), true);
+	process_gone(s, pid, pid != tracee__root_pid(s->tracee));
 }
 
 static const struct tracee_ops tracee_ops = {
@@ -215,6 +223,51 @@ static const struct tracee_ops tracee_ops = {
 	.on_fork = on_fork,
 	.on_exit_stop = on_exit_stop,
 	.on_exited = on_exited,
+};
+
+/* ---- -p --follow: events from bpf/follow.bpf.h ---- */
+
+static void follow_fork(void *ctx, int parent, int child)
+{
+	struct session *s = ctx;
+	int err = attach(s, child, false);
+
+	if (!err)
+		return;
+	/* Gone already, or no room: the kernel's targets entry goes too. */
+	logv(s, "pid %d (child of %d) not followed: %s", child, parent, strerror(-err));
+	loader__detach(s->loader, child);
+	s->follow_untraced++;
+}
+
+static void follow_exec(void *ctx, int pid, uint64_t ts_ns)
+{
+	struct session *s = ctx;
+	int err;
+
+	/* What the old image held is gone, not leaked; the new image may
+	 * already have allocated by now, so only older blocks go. */
+	drain__forget_before(s->drain, pid, ts_ns);
+	if (s->timers)
+		timers__on_exec(s->timers, pid);
+	err = attach(s, pid, true);
+	if (err)
+		logv(s, "pid %d: exec not followed: %s", pid, strerror(-err));
+}
+
+static void follow_exit(void *ctx, int pid)
+{
+	struct session *s = ctx;
+
+	/* The -p target's exit ends the window through its pidfd. */
+	if (pid != s->opts->pid)
+		process_gone(s, pid, true);
+}
+
+static const struct follow_ops follow_ops = {
+	.on_fork = follow_fork,
+	.on_exec = follow_exec,
+	.on_exit = follow_exit,
 };
 
 /* ---- the interval drain ---- */
@@ -344,10 +397,13 @@ static void check_window_end(struct session *s, int pidfd_ready)
 static int event_loop(struct session *s, int sfd, int pidfd)
 {
 	int tfd = open_interval_timer(s->opts->interval_s);
-	struct pollfd fds[3] = {
+	/* poll ignores negative descriptors: no pidfd in run mode, no
+	 * follow events without --follow. */
+	struct pollfd fds[4] = {
 		{ .fd = sfd, .events = POLLIN },
 		{ .fd = tfd, .events = POLLIN },
 		{ .fd = pidfd, .events = POLLIN },
+		{ .fd = s->follow ? follow__fd(s->follow) : -1, .events = POLLIN },
 	};
 	uint64_t ticks;
 
@@ -357,8 +413,10 @@ static int event_loop(struct session *s, int sfd, int pidfd)
 	handle_signals(s, sfd);
 	while (!s->done) {
 		fds[2].revents = 0;
-		if (poll(fds, pidfd >= 0 ? 3 : 2, 200) < 0 && errno != EINTR)
+		if (poll(fds, 4, 200) < 0 && errno != EINTR)
 			break;
+		if (fds[3].revents & POLLIN)
+			follow__consume(s->follow);
 		if (fds[0].revents & POLLIN)
 			handle_signals(s, sfd);
 		if ((fds[1].revents & POLLIN) && read(tfd, &ticks, sizeof(ticks)) > 0) {
@@ -388,6 +446,7 @@ static const struct counter_name kernel_drops[] = {
 	{ STRAY_CNT_DUPLICATE_ADDR, "duplicate_addresses" },
 	{ STRAY_CNT_STALE_INFLIGHT, "stale_inflight" },
 	{ STRAY_CNT_UNMAP_UNHANDLED, "unmaps_not_handled" },
+	{ STRAY_CNT_FOLLOW_LOST, "follow_events_lost" },
 };
 
 static const struct counter_name drain_drops[] = {
@@ -451,7 +510,7 @@ static void fill_counters(struct session *s, struct report_build *b, uint64_t *k
 		b->dropped[n++] = (struct report_counter){ drain_drops[i].name, dc[drain_drops[i].index] };
 	b->dropped[n++] = (struct report_counter){ "failed_allocations", kc[STRAY_CNT_FAILED_ALLOCS] };
 	b->dropped[n++] = (struct report_counter){ "untraced_processes",
-						   s->tracee ? tracee__untraced(s->tracee) : 0 };
+						   (s->tracee ? tracee__untraced(s->tracee) : 0) + s->follow_untraced };
 	b->dropped[n++] = (struct report_counter){ "sites_without_history",
 						   monitor__sites_dropped(s->monitor) };
 	b->dropped[n++] = (struct report_counter){ "alerts_not_kept", monitor__alerts_dropped(s->monitor) };
@@ -776,6 +835,7 @@ static int session_open(struct session *s, const struct session_opts *opts)
 		.max_allocs = opts->max_allocs,
 		.max_sites = opts->max_sites,
 		.max_targets = opts->max_procs,
+		.follow = opts->follow && opts->pid,
 	};
 	struct monitor_opts mo = {
 		.growth_alert_bytes_per_hour = opts->growth_alert_bph,
@@ -809,6 +869,10 @@ static int session_open(struct session *s, const struct session_opts *opts)
 		fprintf(stderr, "stray: out of memory\n");
 		return -1;
 	}
+	if (lo.follow && !(s->follow = follow__new(s->loader, &follow_ops, s))) {
+		fprintf(stderr, "stray: cannot read the --follow events: %s\n", strerror(errno));
+		return -1;
+	}
 	open_timers(s);
 	s->monitor = monitor__new(&mo, s->drain, s->sym);
 	if (!s->monitor) {
@@ -822,6 +886,7 @@ static int session_open(struct session *s, const struct session_opts *opts)
 static void session_close(struct session *s)
 {
 	tracee__free(s->tracee);
+	follow__free(s->follow);
 	monitor__free(s->monitor);
 	timers__free(s->timers);
 	drain__free(s->drain);

@@ -31,6 +31,7 @@ struct session_opts {
 	double oom_horizon_s;       /* --oom-horizon */
 	bool fail_on_leak;          /* --fail-on-leak: exit 3 on a "leak" verdict */
 	bool no_timers;             /* --no-timers */
+	bool follow;                /* --follow: -p mode traces the target's children too */
 };
 
 /* Exit status of stray when --fail-on-leak finds a suspect with verdict "leak". */
