@@ -21,7 +21,7 @@ static int on_event(void *ctx, void *data, size_t size)
 		return 0;
 	switch (e->kind) {
 	case STRAY_FOLLOW_FORK:
-		f->ops->on_fork(f->ctx, e->parent, e->pid);
+		f->ops->on_fork(f->ctx, e->parent, e->pid, e->ts_ns);
 		break;
 	case STRAY_FOLLOW_EXEC:
 		f->ops->on_exec(f->ctx, e->pid, e->ts_ns);

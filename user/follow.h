@@ -11,9 +11,9 @@
 #include "loader.h"
 
 struct follow_ops {
-	void (*on_fork)(void *ctx, int parent, int child);
-	/* ts_ns: bpf_ktime_get_ns() at the exec; blocks older than it belong
-	 * to the replaced image. */
+	/* ts_ns: bpf_ktime_get_ns() (CLOCK_MONOTONIC) at the event; blocks
+	 * older than an exec belong to the replaced image. */
+	void (*on_fork)(void *ctx, int parent, int child, uint64_t ts_ns);
 	void (*on_exec)(void *ctx, int pid, uint64_t ts_ns);
 	void (*on_exit)(void *ctx, int pid);
 };

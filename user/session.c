@@ -227,13 +227,17 @@ static const struct tracee_ops tracee_ops = {
 
 /* ---- -p --follow: events from bpf/follow.bpf.h ---- */
 
-static void follow_fork(void *ctx, int parent, int child)
+static void follow_fork(void *ctx, int parent, int child, uint64_t ts_ns)
 {
 	struct session *s = ctx;
 	int err = attach(s, child, false);
 
-	if (!err)
+	/* The child ran without probes from its fork until now. */
+	if (!err) {
+		logv(s, "pid %d (child of %d): followed %.2f ms after its fork", child, parent,
+		     (now_ns() - ts_ns) / 1e6);
 		return;
+	}
 	/* Gone already, or no room: the kernel's targets entry goes too. */
 	logv(s, "pid %d (child of %d) not followed: %s", child, parent, strerror(-err));
 	loader__detach(s->loader, child);
