@@ -85,6 +85,10 @@ $(BUILD)/fixtures/%: tests/fixtures/%.cpp | $(BUILD)/fixtures
 $(BUILD)/fixtures/%-static: tests/fixtures/%.cpp | $(BUILD)/fixtures
 	$(CXX) $(FIXTURE_CFLAGS) -static -o $@ $<
 
+# The stress fixture calls operator new/delete by name from C.
+$(BUILD)/fixtures/stress: tests/fixtures/stress.c $(wildcard tests/fixtures/*.h) | $(BUILD)/fixtures
+	$(CC) $(FIXTURE_CFLAGS) -o $@ $< -lstdc++
+
 # timers: the libuv fixture links Debian's libuv1 (libuv1-dev); an explicit
 # rule wins over the pattern above.
 $(BUILD)/fixtures/uvleak: tests/fixtures/uvleak.c | $(BUILD)/fixtures
