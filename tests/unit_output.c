@@ -25,11 +25,11 @@ static const int uo_pids[] = { 4242, 4343 };
 static char *const uo_cmd[] = { "./app", "--flag", "a/b", NULL };
 
 static struct report_frame uo_frames_a[] = {
-	{ 0x401136, "/usr/bin/app", "leak_site", 0x16, "src/app.c", 42 },
-	{ 0x7F00DEADBEEF, "/usr/lib/x86_64-linux-gnu/libc.so.6", NULL, -1, NULL, 0 },
+	{ 0x401136, "/usr/bin/app", "leak_site", 0x16, "src/app.c", 42, false },
+	{ 0x7F00DEADBEEF, "/usr/lib/x86_64-linux-gnu/libc.so.6", NULL, -1, NULL, 0, false },
 };
 static struct report_frame uo_frames_b[] = {
-	{ 0x401200, "/usr/bin/app", "cache_fill", 0x8, NULL, 0 },
+	{ 0x401200, "/usr/bin/app", "cache_fill", 0x8, NULL, 0, false },
 };
 
 /* bytes of suspect A is above INT64_MAX: it only survives as a uint64. */

@@ -158,19 +158,16 @@ Test(symbolize, unknown_pid_and_address)
 	symbolizer__free(s);
 }
 
-/* A new maps text replaces the old one, cached frames included. */
-Test(symbolize, set_maps_replaces_and_invalidates_cache)
+/* An object missing from a later snapshot (dlclosed) still resolves. */
+Test(symbolize, unmapped_objects_stay_resolvable)
 {
 	struct symbolizer *s = self_symbolizer(NULL);
 	uint64_t ra = stray_symbolize_caller();
 	struct report_frame f;
 
-	cr_assert_eq(symbolizer__resolve(s, getpid(), ra, &f), 0);
-	cr_assert_str_eq(f.function, "stray_symbolize_caller");
 	cr_assert_eq(symbolizer__set_maps(s, getpid(), "", NULL), 0);
 	cr_assert_eq(symbolizer__resolve(s, getpid(), ra, &f), 0);
-	cr_assert_str_eq(f.module, "[unknown]");
-	cr_assert_null(f.function);
+	assert_caller_frame(&f, ra);
 	symbolizer__free(s);
 }
 

@@ -100,12 +100,14 @@ static void mark_dead(struct session *s, int pid)
  * gone. Failures are harmless: the previous snapshot stays. */
 static void snapshot_maps(struct session *s, int pid)
 {
-	char *maps;
+	char *maps, root[32];
 
 	if (procfs__read_file(pid, "maps", MAX_MAPS_BYTES, &maps))
 		return;
+	/* paths in maps are the process's own: a container's root differs */
+	snprintf(root, sizeof(root), "/proc/%d/root", pid);
 	if (*maps)
-		symbolizer__set_maps(s->sym, pid, maps, NULL);
+		symbolizer__set_maps(s->sym, pid, maps, root);
 	free(maps);
 }
 
@@ -481,6 +483,26 @@ static void rank_by_score(struct report_suspect *sus, size_t n)
 	}
 }
 
+/* Symbolize a recorded stack into out (NULL: only count), inlined
+ * functions as frames of their own; returns the number of frames. */
+static size_t stack_frames(struct session *s, int pid, const struct site_record *rec,
+			   struct report_frame *out)
+{
+	size_t n = 0;
+
+	for (uint32_t d = 0; d < rec->depth; d++) {
+		int k = symbolizer__resolve_frames(s->sym, pid, rec->ips[d], out ? out + n : NULL,
+						   out ? SIZE_MAX : 0);
+
+		n += k > 0 ? k : 0;
+		/* a pid never described still gets its raw frames */
+		if (k <= 0 && out)
+			out[n] = (struct report_frame){ .address = rec->ips[d], .offset = -1 };
+		n += k <= 0;
+	}
+	return n;
+}
+
 static int build_suspects(struct session *s, struct report_build *b)
 {
 	size_t nrec, nsus, nframes = 0, f = 0;
@@ -493,7 +515,9 @@ static int build_suspects(struct session *s, struct report_build *b)
 		b->sites[i] = recs[i].live;
 	nsus = analysis__rank_suspects(b->sites, nrec);
 	for (size_t i = 0; i < nsus; i++)
-		nframes += drain__find_record(s->drain, b->sites[i].pid, b->sites[i].stack_hash)->depth;
+		nframes += stack_frames(s, b->sites[i].pid,
+					drain__find_record(s->drain, b->sites[i].pid, b->sites[i].stack_hash),
+					NULL);
 	b->suspects = calloc(nsus + 1, sizeof(*b->suspects));
 	b->frames = calloc(nframes + 1, sizeof(*b->frames));
 	if (!b->suspects || !b->frames)
@@ -513,9 +537,8 @@ static int build_suspects(struct session *s, struct report_build *b)
 		out->frees = site->frees;
 		monitor__assess_suspect(s->monitor, site, window_s(s), s->end_ns, window_ended_by_exit(s), out);
 		out->frames = &b->frames[f];
-		out->nframes = rec->depth;
-		for (uint32_t d = 0; d < rec->depth; d++)
-			symbolizer__resolve(s->sym, site->pid, rec->ips[d], &b->frames[f++]);
+		out->nframes = stack_frames(s, site->pid, rec, out->frames);
+		f += out->nframes;
 	}
 	rank_by_score(b->suspects, nsus);
 	b->r.suspects = b->suspects;
