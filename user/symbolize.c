@@ -340,6 +340,14 @@ static bool parse_maps_line(const char *line, size_t len, struct maps_line *out)
 	return true;
 }
 
+static bool same_file(int fd, const char *path)
+{
+	struct stat a, b;
+
+	return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino;
+}
+
 /*
  * Open the object behind a mapping: through /proc/PID/map_files first,
  * which reaches exactly the file the process mapped even when it was
@@ -356,7 +364,11 @@ static int open_mapped(int pid, const char *root, const struct maps_line *l, cha
 	snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, l->start, l->end);
 	fd = open(link, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 && !l->deleted)
-		fd = open(file_name, O_RDONLY | O_CLOEXEC);
+		return open(file_name, O_RDONLY | O_CLOEXEC);
+	/* A chrooted process in our mount namespace shows our paths, not
+	 * its own: then the file is at the bare path (debug info next to it). */
+	if (fd >= 0 && *root && !same_file(fd, file_name) && same_file(fd, l->path))
+		snprintf(file_name, size, "%s", l->path);
 	return fd;
 }
 
@@ -598,6 +610,26 @@ static uint64_t link_address(const struct mapping *m, uint64_t addr)
 	return 0;
 }
 
+/* A source path as the compiler's working directory saw it: relative
+ * names are joined to it (what gdb and addr2line show). Interned. */
+static const char *source_path(struct symbolizer *s, const char *comp_dir, const char *file)
+{
+	char buf[8192];
+
+	if (!file || file[0] == '/' || !comp_dir || comp_dir[0] != '/')
+		return intern(s, file);
+	if ((size_t)snprintf(buf, sizeof(buf), "%s/%s", comp_dir, file) >= sizeof(buf))
+		return intern(s, file);
+	return intern(s, buf);
+}
+
+static const char *cu_comp_dir(Dwarf_Die *cu)
+{
+	Dwarf_Attribute attr;
+
+	return dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &attr));
+}
+
 /* Name of an inlined subroutine (its abstract origin's), demangled. */
 static const char *inlined_name(struct symbolizer *s, Dwarf_Die *die)
 {
@@ -624,9 +656,37 @@ static void call_site(struct symbolizer *s, Dwarf_Die *cu, Dwarf_Die *inl, const
 	*line = 0;
 	if (dwarf_formudata(dwarf_attr(inl, DW_AT_call_file, &attr), &fileidx) == 0 &&
 	    dwarf_getsrcfiles(cu, &files, &nfiles) == 0 && fileidx < nfiles)
-		*file = intern(s, dwarf_filesrc(files, fileidx, NULL, NULL));
+		*file = source_path(s, cu_comp_dir(cu), dwarf_filesrc(files, fileidx, NULL, NULL));
 	if (dwarf_formudata(dwarf_attr(inl, DW_AT_call_line, &attr), &lineno) == 0)
 		*line = (int)lineno;
+}
+
+/*
+ * The chain of DIEs from the innermost function-like scope at pc out to
+ * its subprogram, in the concrete tree (dwarf_getscopes alone goes on
+ * from an inlined instance into its abstract origin's scopes). Returns
+ * the count, *chain malloc'd; 0 without DWARF for pc.
+ */
+static int inline_chain(Dwarf_Die *cu, Dwarf_Addr addr, Dwarf_Die **chain)
+{
+	Dwarf_Die *scopes = NULL, innermost;
+	int n = dwarf_getscopes(cu, addr, &scopes), i;
+
+	*chain = NULL;
+	for (i = 0; i < n; i++) {
+		int tag = dwarf_tag(&scopes[i]);
+
+		if (tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram)
+			break;
+	}
+	if (i >= n) {
+		free(scopes);
+		return 0;
+	}
+	innermost = scopes[i];
+	free(scopes);
+	n = dwarf_getscopes_die(&innermost, chain);
+	return n > 0 ? n : 0;
 }
 
 /*
@@ -640,35 +700,35 @@ static size_t describe(struct symbolizer *s, const struct module *m, Dwarf_Addr 
 {
 	struct report_frame outer = { .module = m->path, .offset = -1 };
 	Dwarf_Addr sym_off = 0, line_addr, bias;
-	Dwarf_Die *cu, *scopes = NULL;
+	Dwarf_Die *cu, *chain = NULL;
 	Dwfl_Line *dl = dwfl_module_getsrc(m->mod, pc);
 	const char *file = dl ? dwfl_lineinfo(dl, &line_addr, &outer.line, NULL, NULL, NULL) : NULL;
 	const char *name = dwfl_module_addrinfo(m->mod, pc, &sym_off, &(GElf_Sym){ 0 }, NULL, NULL, NULL);
 	size_t n = 0;
-	int nscopes;
+	int nchain;
 
-	outer.file = intern(s, file);
+	outer.file = dl ? source_path(s, dwfl_line_comp_dir(dl), file) : NULL;
 	if (name) {
 		outer.function = intern_function(s, name);
 		/* relative to the return address, not pc = address - 1 */
 		outer.offset = (int64_t)sym_off + 1;
 	}
 	cu = dwfl_module_addrdie(m->mod, pc, &bias);
-	nscopes = cu ? dwarf_getscopes(cu, pc - bias, &scopes) : 0;
-	for (int i = 0; i < nscopes && n < MAX_INLINE; i++) {
-		int tag = dwarf_tag(&scopes[i]);
+	nchain = cu ? inline_chain(cu, pc - bias, &chain) : 0;
+	for (int i = 0; i < nchain && n < MAX_INLINE; i++) {
+		int tag = dwarf_tag(&chain[i]);
 
 		if (tag == DW_TAG_subprogram)
 			break;
 		if (tag != DW_TAG_inlined_subroutine)
 			continue;
 		out[n++] = (struct report_frame){
-			.module = m->path, .function = inlined_name(s, &scopes[i]), .offset = -1,
+			.module = m->path, .function = inlined_name(s, &chain[i]), .offset = -1,
 			.file = outer.file, .line = outer.line, .inlined = true,
 		};
-		call_site(s, cu, &scopes[i], &outer.file, &outer.line);
+		call_site(s, cu, &chain[i], &outer.file, &outer.line);
 	}
-	free(scopes);
+	free(chain);
 	out[n++] = outer;
 	return n;
 }
