@@ -17,7 +17,8 @@
  * unmapped ones are dropped first), MAX_MODULES open modules (each holds
  * its file and, when found, its separate debug file open), MAX_PERF_SYMS
  * perf map symbols per process, MAX_INLINE inlined frames per address, and
- * a fixed-size direct-mapped cache of resolved frames. Interned strings
+ * a fixed-size set-associative cache of resolved frames (CACHE_SLOTS
+ * addresses, a few MiB when full). Interned strings
  * grow with the number of distinct names resolved and live until
  * symbolizer__free(). What did not fit is counted (symbolizer__dropped).
  */
@@ -47,7 +48,9 @@
 #define MAX_FRAMES	 (MAX_INLINE + 1)
 #define MAX_ID		 64    /* build-id bytes (20 for sha1) or a dev:inode key */
 #define PID_BUCKETS	 1024  /* power of two */
-#define CACHE_SLOTS	 16384 /* power of two */
+#define CACHE_SETS	 16384 /* power of two */
+#define CACHE_WAYS	 4
+#define CACHE_SLOTS	 (CACHE_SETS * CACHE_WAYS)
 #define INTERN_MIN_CAP	 256   /* power of two */
 
 /* From libstdc++'s C++ ABI; the Makefile links -lstdc++. */
@@ -92,6 +95,7 @@ struct proc {
 struct cache_slot {
 	const struct module *module; /* NULL: empty */
 	uint64_t pc;                 /* link-time address looked up */
+	uint64_t last_use;           /* tick of the last lookup, for replacement */
 	size_t nframes;
 	struct report_frame *frames; /* address left 0: filled per lookup */
 };
@@ -101,7 +105,8 @@ struct symbolizer {
 	size_t nprocs;
 	struct module *modules[MAX_MODULES];
 	size_t nmodules;
-	struct cache_slot *cache;
+	struct cache_slot *cache; /* CACHE_SETS sets of CACHE_WAYS */
+	uint64_t tick;
 	uint64_t dropped_modules, dropped_mappings;
 	/* interned strings: open addressing, linear probing */
 	char **strings;
@@ -733,25 +738,35 @@ static size_t describe(struct symbolizer *s, const struct module *m, Dwarf_Addr 
 	return n;
 }
 
-static struct cache_slot *cache_slot(struct symbolizer *s, const struct module *m, uint64_t pc)
+/* The way holding m's pc in its set, or the one to replace (least
+ * recently used): a set-associative cache keeps hot frames that a
+ * direct-mapped one would evict on every collision. */
+static struct cache_slot *cache_way(struct symbolizer *s, const struct module *m, uint64_t pc)
 {
 	uint64_t h = (pc ^ (uint64_t)(uintptr_t)m) * 0x9E3779B97F4A7C15ULL;
+	struct cache_slot *set = &s->cache[((h >> 32) & (CACHE_SETS - 1)) * CACHE_WAYS], *victim = set;
 
-	return &s->cache[(h >> 32) & (CACHE_SLOTS - 1)];
+	for (size_t w = 0; w < CACHE_WAYS; w++) {
+		if (set[w].module == m && set[w].pc == pc)
+			return &set[w];
+		if (set[w].last_use < victim->last_use)
+			victim = &set[w];
+	}
+	return victim;
 }
 
 /* The frames of m at pc, from the cache or described and cached. */
 static const struct cache_slot *module_frames(struct symbolizer *s, const struct module *m,
 					      uint64_t pc)
 {
-	struct cache_slot *slot = cache_slot(s, m, pc);
+	struct cache_slot *slot = cache_way(s, m, pc);
 	struct report_frame frames[MAX_FRAMES];
 	size_t n;
 
+	slot->last_use = ++s->tick;
 	if (slot->module == m && slot->pc == pc)
 		return slot;
 	n = describe(s, m, pc, frames);
-	/* direct-mapped: a collision replaces the slot, the bound is fixed */
 	free(slot->frames);
 	slot->frames = malloc(n * sizeof(*frames));
 	if (!slot->frames) {
