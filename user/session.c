@@ -399,7 +399,7 @@ static const struct counter_name drain_drops[] = {
 };
 
 #define NDROPS (sizeof(kernel_drops) / sizeof(kernel_drops[0]) + \
-		sizeof(drain_drops) / sizeof(drain_drops[0]) + 4)
+		sizeof(drain_drops) / sizeof(drain_drops[0]) + 5)
 
 /* Storage behind a struct report while it is being written. */
 #define MAX_TIMER_DROPS 32
@@ -455,6 +455,7 @@ static void fill_counters(struct session *s, struct report_build *b, uint64_t *k
 	b->dropped[n++] = (struct report_counter){ "sites_without_history",
 						   monitor__sites_dropped(s->monitor) };
 	b->dropped[n++] = (struct report_counter){ "alerts_not_kept", monitor__alerts_dropped(s->monitor) };
+	b->dropped[n++] = (struct report_counter){ "mappings_not_symbolized", symbolizer__dropped(s->sym) };
 	n += timer_drops(s, &b->dropped[n]);
 	b->r.dropped = b->dropped;
 	b->r.ndropped = n;

@@ -58,7 +58,7 @@ int symbolizer__resolve(struct symbolizer *s, int pid, uint64_t addr,
 int symbolizer__resolve_frames(struct symbolizer *s, int pid, uint64_t addr,
 			       struct report_frame *out, size_t max);
 
-/* Objects and mappings left out because a table was full. */
+/* Mappings left out, or whose object was, because a table was full. */
 uint64_t symbolizer__dropped(const struct symbolizer *s);
 
 #endif /* STRAY_SYMBOLIZE_H */
