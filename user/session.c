@@ -486,19 +486,19 @@ static void rank_by_score(struct report_suspect *sus, size_t n)
 
 /* Symbolize a recorded stack into out (NULL: only count), inlined
  * functions as frames of their own; returns the number of frames. */
-static size_t stack_frames(struct session *s, int pid, const struct site_record *rec,
+static size_t stack_frames(struct session *s, int pid, const uint64_t *ips, uint32_t depth,
 			   struct report_frame *out)
 {
 	size_t n = 0;
 
-	for (uint32_t d = 0; d < rec->depth; d++) {
-		int k = symbolizer__resolve_frames(s->sym, pid, rec->ips[d], out ? out + n : NULL,
+	for (uint32_t d = 0; d < depth; d++) {
+		int k = symbolizer__resolve_frames(s->sym, pid, ips[d], out ? out + n : NULL,
 						   out ? SIZE_MAX : 0);
 
 		n += k > 0 ? k : 0;
 		/* a pid never described still gets its raw frames */
 		if (k <= 0 && out)
-			out[n] = (struct report_frame){ .address = rec->ips[d], .offset = -1 };
+			out[n] = (struct report_frame){ .address = ips[d], .offset = -1 };
 		n += k <= 0;
 	}
 	return n;
@@ -515,10 +515,12 @@ static int build_suspects(struct session *s, struct report_build *b)
 	for (size_t i = 0; i < nrec; i++)
 		b->sites[i] = recs[i].live;
 	nsus = analysis__rank_suspects(b->sites, nrec);
-	for (size_t i = 0; i < nsus; i++)
-		nframes += stack_frames(s, b->sites[i].pid,
-					drain__find_record(s->drain, b->sites[i].pid, b->sites[i].stack_hash),
-					NULL);
+	for (size_t i = 0; i < nsus; i++) {
+		const struct site_record *rec =
+			drain__find_record(s->drain, b->sites[i].pid, b->sites[i].stack_hash);
+
+		nframes += stack_frames(s, b->sites[i].pid, rec->ips, rec->depth, NULL);
+	}
 	b->suspects = calloc(nsus + 1, sizeof(*b->suspects));
 	b->frames = calloc(nframes + 1, sizeof(*b->frames));
 	if (!b->suspects || !b->frames)
@@ -538,7 +540,7 @@ static int build_suspects(struct session *s, struct report_build *b)
 		out->frees = site->frees;
 		monitor__assess_suspect(s->monitor, site, window_s(s), s->end_ns, window_ended_by_exit(s), out);
 		out->frames = &b->frames[f];
-		out->nframes = stack_frames(s, site->pid, rec, out->frames);
+		out->nframes = stack_frames(s, site->pid, rec->ips, rec->depth, out->frames);
 		f += out->nframes;
 	}
 	rank_by_score(b->suspects, nsus);
@@ -579,7 +581,7 @@ static int build_timers(struct session *s, struct report_build *b)
 	if (err)
 		return err;
 	for (size_t i = 0; i < ngroups; i++)
-		nframes += b->groups[i].depth;
+		nframes += stack_frames(s, b->groups[i].pid, b->groups[i].ips, b->groups[i].depth, NULL);
 	b->timers = calloc(ngroups + 1, sizeof(*b->timers));
 	b->timer_frames = calloc(nframes + 1, sizeof(*b->timer_frames));
 	b->itimers = calloc(nit + 1, sizeof(*b->itimers));
@@ -591,10 +593,10 @@ static int build_timers(struct session *s, struct report_build *b)
 		b->timers[i] = (struct report_timer){
 			.kind = g->kind, .pid = g->pid, .outstanding = g->outstanding,
 			.armed = g->armed, .periodic = g->periodic, .interval_ns = g->interval_ns,
-			.nframes = g->depth, .frames = &b->timer_frames[f],
+			.frames = &b->timer_frames[f],
 		};
-		for (uint32_t d = 0; d < g->depth; d++)
-			symbolizer__resolve(s->sym, g->pid, g->ips[d], &b->timer_frames[f++]);
+		b->timers[i].nframes = stack_frames(s, g->pid, g->ips, g->depth, b->timers[i].frames);
+		f += b->timers[i].nframes;
 	}
 	for (size_t i = 0; i < nit; i++)
 		b->itimers[i] = (struct report_itimer){
