@@ -58,17 +58,39 @@ __attribute__((noinline)) static uint64_t return_address(void)
 	return ra;
 }
 
+/*
+ * Make call on this source line, record the line in line_var, and return
+ * the call's result: the asm keeps it from being a tail call, so the
+ * caller's frame really holds a return address on this line.
+ */
+#define CALL_ON_RECORDED_LINE(line_var, call)                                 \
+	({                                                                     \
+		uint64_t ra_;                                                  \
+		line_var = __LINE__, ra_ = (call);                             \
+		__asm__ volatile("" : "+r"(ra_));                              \
+		ra_;                                                           \
+	})
+
 static int call_line;
 
 /* The frame under test: its call to return_address() is on call_line. */
 __attribute__((noinline)) static uint64_t stray_symbolize_caller(void)
 {
-	uint64_t ra;
+	return CALL_ON_RECORDED_LINE(call_line, return_address());
+}
 
-	call_line = __LINE__ + 1;
-	ra = return_address();
-	__asm__ volatile("" : "+r"(ra)); /* not a tail call */
-	return ra;
+static int inlined_line, inliner_line;
+
+/* Always inlined into stray_symbolize_inliner: the return address of its
+ * call is one address standing for two source frames. */
+static inline __attribute__((always_inline)) uint64_t stray_inlined_callee(void)
+{
+	return CALL_ON_RECORDED_LINE(inlined_line, return_address());
+}
+
+__attribute__((noinline)) static uint64_t stray_symbolize_inliner(void)
+{
+	return CALL_ON_RECORDED_LINE(inliner_line, stray_inlined_callee());
 }
 
 static void self_exe(char *buf, size_t size)
@@ -155,6 +177,30 @@ Test(symbolize, unknown_pid_and_address)
 	cr_assert_null(f.file);
 	cr_assert_eq(f.line, 0);
 	cr_assert_eq(f.address, 0x1010);
+	symbolizer__free(s);
+}
+
+Test(symbolize, inlined_function_is_a_frame_of_its_own)
+{
+	struct symbolizer *s = self_symbolizer(NULL);
+	uint64_t ra = stray_symbolize_inliner();
+	struct report_frame f[SYMBOLIZE_MAX_INLINE + 1];
+
+	cr_assert_eq(symbolizer__resolve_frames(s, getpid(), ra, NULL, 0), 2);
+	cr_assert_eq(symbolizer__resolve_frames(s, getpid(), ra, f, 2), 2);
+	cr_assert_str_eq(f[0].function, "stray_inlined_callee");
+	cr_assert(f[0].inlined);
+	cr_assert_eq(f[0].offset, -1);
+	cr_assert_eq(f[0].line, inlined_line);
+	cr_assert_str_eq(f[1].function, "stray_symbolize_inliner");
+	cr_assert_not(f[1].inlined);
+	cr_assert_eq(f[1].offset, (int64_t)(ra - (uint64_t)stray_symbolize_inliner));
+	cr_assert_eq(f[1].line, inliner_line);
+	cr_assert_eq(f[0].address, ra);
+	cr_assert_eq(f[1].address, ra);
+	/* the one-frame API gives the innermost */
+	cr_assert_eq(symbolizer__resolve(s, getpid(), ra, &f[0]), 0);
+	cr_assert_str_eq(f[0].function, "stray_inlined_callee");
 	symbolizer__free(s);
 }
 
