@@ -338,6 +338,19 @@ static void install(const char *root, const char *from, const char *to)
 	cr_assert_eq(system(cmd), 0, "%s", cmd);
 }
 
+/* A container root (from a mkdtemp template) with glibc (x86-64 Debian
+ * paths) and an empty /tmp. */
+static void make_root(char *root)
+{
+	char cmd[PATH_MAX + 16];
+
+	cr_assert_not_null(mkdtemp(root));
+	install(root, "/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6");
+	install(root, "/lib64/ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2");
+	snprintf(cmd, sizeof(cmd), "mkdir %s/tmp", root);
+	cr_assert_eq(system(cmd), 0);
+}
+
 /*
  * A "container": a private mount namespace (unshare --mount) whose root
  * is a directory holding the fixture and its libraries (pivot_root, as
@@ -348,11 +361,9 @@ Test(e2e_symbolize, process_in_another_mount_namespace)
 {
 	char root[] = "/tmp/stray-container-XXXXXX", cmd[PATH_MAX + 16];
 
-	cr_assert_not_null(mkdtemp(root));
+	make_root(root);
 	install(root, e2e_fixture("symload"), "/opt/app/symload");
 	install(root, e2e_fixture("libsymlib.so"), "/opt/app/libsymlib.so");
-	install(root, "/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6");
-	install(root, "/lib64/ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2");
 	cr_assert(access("/opt/app/libsymlib.so", F_OK) != 0, "the host has /opt/app/libsymlib.so");
 	const char *argv[] = { "/usr/bin/unshare", "--mount", e2e_fixture("symjail"), root,
 			       "/opt/app/symload", "/opt/app/libsymlib.so", "wait", NULL };
@@ -378,5 +389,30 @@ Test(e2e_symbolize, jit_code_through_the_perf_map)
 	cr_assert_geq(e2e_int(frame(s, 0), "offset"), 1);
 	assert_frame(frame(s, 1), "jit_call", "symjit.c", "CALL_STUB");
 	unlink(map);
+	e2e_run_free(&r);
+}
+
+/*
+ * JIT code in a container with its own pid namespace: the JIT names its
+ * perf map after its pid there (1), under the container's /tmp.
+ */
+Test(e2e_symbolize, jit_code_in_a_container_through_its_own_perf_map)
+{
+	char root[] = "/tmp/stray-container-XXXXXX", cmd[PATH_MAX + 16];
+	struct e2e_run r;
+	json_object *s;
+
+	make_root(root);
+	install(root, e2e_fixture("symjit"), "/opt/app/symjit");
+	const char *argv[] = { "/usr/bin/unshare", "--mount", "--pid", "--fork", e2e_fixture("symjail"),
+			       root, "/opt/app/symjit", NULL };
+	run_fixture(&r, argv);
+	s = suspect_of(r.report, 0, 3434);
+	cr_assert_str_eq(str(frame(s, 0), "module"), "/tmp/perf-1.map");
+	assert_frame(frame(s, 0), "jit_stub_leak", "", NULL);
+	cr_assert_str_eq(str(frame(s, 1), "module"), "/opt/app/symjit");
+	assert_frame(frame(s, 1), "jit_call", "symjit.c", "CALL_STUB");
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+	cr_assert_eq(system(cmd), 0);
 	e2e_run_free(&r);
 }

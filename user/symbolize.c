@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "perfmap.h"
+#include "procfs.h"
 
 #define MAX_PIDS	 65536
 #define MAX_MAPPINGS	 4096
@@ -474,19 +475,44 @@ static size_t keep_unmapped(struct symbolizer *s, const struct proc *old, struct
 	return n;
 }
 
+/* The process's pid in its own (innermost) pid namespace: what a JIT in a
+ * container names its perf map after. pid itself when unknown. */
+static int namespace_pid(int pid)
+{
+	char *status = NULL, *line;
+	int nspid = pid;
+
+	if (procfs__read_file(pid, "status", 1 << 16, &status))
+		return pid;
+	line = strstr(status, "\nNSpid:");
+	if (line) {
+		char *end = line + strcspn(line + 1, "\n") + 1, *last = NULL;
+
+		/* the last of the tab-separated pids is the innermost */
+		*end = '\0';
+		for (char *tab = strchr(line + 1, '\t'); tab; tab = strchr(tab + 1, '\t'))
+			last = tab + 1;
+		if (last && atoi(last) > 0)
+			nspid = atoi(last);
+	}
+	free(status);
+	return nspid;
+}
+
 /* (Re)read the process's perf map when it changed since the last snapshot. */
 static void refresh_perfmap(struct symbolizer *s, struct proc *p, const char *root)
 {
 	char path[4352];
 	struct stat st;
 
-	snprintf(path, sizeof(path), "%s/tmp/perf-%d.map", root, p->pid);
+	snprintf(path, sizeof(path), "%s/tmp/perf-%d.map", root, *root ? namespace_pid(p->pid) : p->pid);
 	if (stat(path, &st) || (p->perf && st.st_size == p->perf_size &&
 				st.st_mtim.tv_sec == p->perf_mtime.tv_sec &&
 				st.st_mtim.tv_nsec == p->perf_mtime.tv_nsec))
 		return;
 	perfmap__free(p->perf);
 	p->perf = perfmap__read(path, MAX_PERF_SYMS);
+	/* shown as the process sees it */
 	p->perf_path = intern(s, path + strlen(root));
 	p->perf_size = st.st_size;
 	p->perf_mtime = st.st_mtim;
