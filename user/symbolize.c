@@ -806,18 +806,20 @@ static const struct cache_slot *module_frames(struct symbolizer *s, const struct
 	return slot;
 }
 
-/* JIT code: the symbol of the perf map, or nothing. */
-static size_t jit_frame(const struct proc *p, uint64_t addr, struct report_frame *out)
+/* JIT code: the symbol of the perf map, or nothing. The name is interned
+ * (only names that show up in stacks are): the map may be re-read while
+ * frames handed out earlier are still in use. */
+static void jit_frame(struct symbolizer *s, const struct proc *p, uint64_t addr,
+		      struct report_frame *out)
 {
 	uint64_t start = 0;
-	const char *name = perfmap__lookup(p->perf, addr - 1, &start);
+	const char *name = intern(s, perfmap__lookup(p->perf, addr - 1, &start));
 
 	if (!name)
-		return 0;
+		return;
 	out->module = p->perf_path;
 	out->function = name;
 	out->offset = (int64_t)(addr - start);
-	return 1;
 }
 
 int symbolizer__resolve_frames(struct symbolizer *s, int pid, uint64_t addr,
@@ -838,7 +840,7 @@ int symbolizer__resolve_frames(struct symbolizer *s, int pid, uint64_t addr,
 	/* a return address points after the call; addr - 1 is inside it */
 	m = addr ? find_mapping(p->maps, p->nmaps, addr - 1) : NULL;
 	if (!m) {
-		jit_frame(p, addr, &unknown);
+		jit_frame(s, p, addr, &unknown);
 		goto one;
 	}
 	unknown.module = m->path;
