@@ -47,7 +47,7 @@
 #define MAX_PERF_SYMS	 65536
 #define MAX_INLINE	 SYMBOLIZE_MAX_INLINE
 #define MAX_FRAMES	 (MAX_INLINE + 1)
-#define MAX_ID		 64    /* build-id bytes (20 for sha1) or a dev:inode key */
+#define MAX_ID		 64    /* build-id (20 bytes for sha1) + size, or a dev:inode key */
 #define PID_BUCKETS	 1024  /* power of two */
 #define CACHE_SETS	 16384 /* power of two */
 #define CACHE_WAYS	 4
@@ -195,19 +195,22 @@ static void module_free(struct module *m)
 	free(m);
 }
 
-/* The identity of an object: its GNU build-id, or (without one) its
- * device, inode, size and modification time. */
+/* The identity of an object: its GNU build-id and size (a stripped copy
+ * shares the build-id but not the symbols), or without one its device,
+ * inode, size and modification time. */
 static void object_id(int fd, unsigned char *id, size_t *len)
 {
 	Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
 	const void *bid = NULL;
 	ssize_t n = elf ? dwelf_elf_gnu_build_id(elf, &bid) : -1;
 	struct stat st;
+	bool have_stat = fstat(fd, &st) == 0;
 
-	if (n > 0 && (size_t)n <= MAX_ID) {
+	if (n > 0 && (size_t)n + sizeof(st.st_size) <= MAX_ID && have_stat) {
 		memcpy(id, bid, n);
-		*len = n;
-	} else if (fstat(fd, &st) == 0) {
+		memcpy(id + n, &st.st_size, sizeof(st.st_size));
+		*len = n + sizeof(st.st_size);
+	} else if (have_stat) {
 		*len = snprintf((char *)id, MAX_ID, "%jx:%jx:%jx:%jx", (uintmax_t)st.st_dev,
 				(uintmax_t)st.st_ino, (uintmax_t)st.st_size,
 				(uintmax_t)st.st_mtim.tv_sec);
