@@ -228,3 +228,48 @@ Test(symbolize, bad_arguments_and_null_free)
 	symbolizer__free(s);
 	symbolizer__free(NULL);
 }
+
+/* The line of our own maps text that maps our code, as a maps text of
+ * its own (with its path replaced by other_path when not NULL). */
+static char *own_code_mapping(const char *other_path)
+{
+	char *maps = read_self_maps(), exe[PATH_MAX], *line, *out = NULL, *save = NULL;
+
+	self_exe(exe, sizeof(exe));
+	for (line = strtok_r(maps, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *path = strchr(line, '/');
+
+		if (!strstr(line, " r-xp ") || !path || strcmp(path, exe))
+			continue;
+		cr_assert(asprintf(&out, "%.*s%s\n", (int)(path - line), line,
+				   other_path ? other_path : exe) > 0);
+		break;
+	}
+	free(maps);
+	cr_assert_not_null(out, "no r-xp mapping of %s", exe);
+	return out;
+}
+
+/* A snapshot showing another object where an old one was (a library
+ * unloaded, another loaded at its addresses) replaces it. The pid is no
+ * process: objects are opened by path. */
+Test(symbolize, new_object_at_the_same_addresses_replaces_the_old)
+{
+	const int pid = 0x40000001; /* above PID_MAX_LIMIT */
+	const char *libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+	char *ours = own_code_mapping(NULL), *theirs = own_code_mapping(libc);
+	struct symbolizer *s = symbolizer__new();
+	uint64_t ra = stray_symbolize_caller();
+	struct report_frame f;
+
+	cr_assert_eq(symbolizer__set_maps(s, pid, ours, NULL), 0);
+	cr_assert_eq(symbolizer__resolve(s, pid, ra, &f), 0);
+	assert_caller_frame(&f, ra);
+	cr_assert_eq(symbolizer__set_maps(s, pid, theirs, NULL), 0);
+	cr_assert_eq(symbolizer__resolve(s, pid, ra, &f), 0);
+	cr_assert_str_eq(f.module, libc);
+	cr_assert(!f.function || strcmp(f.function, "stray_symbolize_caller"));
+	symbolizer__free(s);
+	free(ours);
+	free(theirs);
+}
