@@ -562,6 +562,19 @@ void symbolizer__free(struct symbolizer *s)
 	free(s);
 }
 
+/* Entries needed for a snapshot of text merged with p's mappings: at most
+ * one per line, plus the old ones, within the bound. */
+static size_t mappings_room(const char *text, const struct proc *p)
+{
+	size_t lines = 1;
+
+	for (const char *c = strchr(text, '\n'); c && lines <= MAX_MAPPINGS; c = strchr(c + 1, '\n'))
+		lines++;
+	if (lines > MAX_MAPPINGS)
+		lines = MAX_MAPPINGS;
+	return lines + (p ? p->nmaps : 0);
+}
+
 int symbolizer__set_maps(struct symbolizer *s, int pid, const char *maps_text,
 			 const char *root)
 {
@@ -578,7 +591,7 @@ int symbolizer__set_maps(struct symbolizer *s, int pid, const char *maps_text,
 	p = *slot;
 	if (!p && s->nprocs >= MAX_PIDS)
 		return -ENOSPC;
-	maps = calloc(2 * MAX_MAPPINGS, sizeof(*maps));
+	maps = calloc(mappings_room(maps_text, p), sizeof(*maps));
 	if (!maps)
 		return -ENOMEM;
 	err = read_mappings(s, pid, maps_text, root, p, maps, &n);
