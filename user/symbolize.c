@@ -320,7 +320,7 @@ static void proc_free(struct proc *p)
 	free(p);
 }
 
-/* One line of a maps text; path NULL for anything but a file mapping. */
+/* One file-mapping line of a maps text. */
 struct maps_line {
 	uint64_t start, end, pgoff, inode;
 	char path[4096];
@@ -417,12 +417,22 @@ static int by_start(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
+/* Whether m overlaps one of maps (sorted by start, not overlapping, as
+ * /proc/PID/maps lists them). */
 static bool overlaps_any(const struct mapping *maps, size_t n, const struct mapping *m)
 {
-	for (size_t i = 0; i < n; i++)
-		if (maps[i].start < m->end && m->start < maps[i].end)
-			return true;
-	return false;
+	size_t lo = 0, hi = n;
+
+	/* the first mapping ending after m starts */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (maps[mid].end <= m->start)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && maps[lo].start < m->end;
 }
 
 /* The file mappings of text, with their modules. */
