@@ -60,7 +60,6 @@ static int text_segment(const char *path, struct text *t)
 
 			if (gelf_getphdr(elf, i, &ph) && ph.p_type == PT_LOAD && (ph.p_flags & PF_X) &&
 			    ph.p_filesz > 65536) {
-				snprintf(t->path, sizeof(t->path), "%s", path);
 				*t = (struct text){ .offset = ph.p_offset, .vaddr = ph.p_vaddr,
 						    .size = ph.p_filesz };
 				snprintf(t->path, sizeof(t->path), "%s", path);
