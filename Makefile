@@ -143,3 +143,5 @@ soak: $(BUILD)/stray $(BUILD)/fixtures/growth
 
 clean:
 	rm -rf $(BUILD)
+
+include tests/symbolize.mk

@@ -254,10 +254,10 @@ Test(alerts, non_finite_floats_are_null)
 }
 
 static struct report_frame ua_frames[] = {
-	{ 0x401136, "/usr/bin/app", "leak_site", 0x16, "src/app.c", 42 },
-	{ 0x7F00DEADBEEF, "/usr/lib/x86_64-linux-gnu/libc.so.6", NULL, -1, NULL, 0 },
+	{ 0x401136, "/usr/bin/app", "leak_site", 0x16, "src/app.c", 42, false },
+	{ 0x7F00DEADBEEF, "/usr/lib/x86_64-linux-gnu/libc.so.6", NULL, -1, NULL, 0, false },
 	/* An offset without a function means nothing: null even if set. */
-	{ 0x10, "[unknown]", NULL, 0x10, NULL, 0 },
+	{ 0x10, "[unknown]", NULL, 0x10, NULL, 0, false },
 };
 
 Test(alerts, site_alert_has_stack)

@@ -15,6 +15,7 @@
 
 #include <criterion/criterion.h>
 #include <math.h>
+#include "json_util.h"
 #include <json-c/json.h>
 
 #include "output.h"
@@ -25,11 +26,11 @@ static const int uo_pids[] = { 4242, 4343 };
 static char *const uo_cmd[] = { "./app", "--flag", "a/b", NULL };
 
 static struct report_frame uo_frames_a[] = {
-	{ 0x401136, "/usr/bin/app", "leak_site", 0x16, "src/app.c", 42 },
-	{ 0x7F00DEADBEEF, "/usr/lib/x86_64-linux-gnu/libc.so.6", NULL, -1, NULL, 0 },
+	{ 0x401136, "/usr/bin/app", "leak_site", 0x16, "src/app.c", 42, false },
+	{ 0x7F00DEADBEEF, "/usr/lib/x86_64-linux-gnu/libc.so.6", NULL, -1, NULL, 0, false },
 };
 static struct report_frame uo_frames_b[] = {
-	{ 0x401200, "/usr/bin/app", "cache_fill", 0x8, NULL, 0 },
+	{ 0x401200, "/usr/bin/app", "cache_fill", 0x8, NULL, 0, false },
 };
 
 /* bytes of suspect A is above INT64_MAX: it only survives as a uint64. */
@@ -618,4 +619,19 @@ Test(json_writer, mmap_kind_and_totals)
 	cr_assert(strstr(text, "mmap: 12288 bytes (12.0 KiB) outstanding in 3 anonymous regions; 5 mapped, 2 unmapped"),
 		  "%s", text);
 	free(text);
+}
+
+/* Only inlined frames carry "inlined" (true); the others keep their shape. */
+Test(json_writer, inlined_frames_are_marked)
+{
+	struct report_frame inl = { 0x401136, "/usr/bin/app", "helper", -1, "src/app.c", 7, true };
+	struct json_object *o = json__frame(&inl), *v;
+
+	cr_assert_not_null(o);
+	cr_assert(json_object_object_get_ex(o, "inlined", &v) && json_object_get_boolean(v));
+	uo_assert_null(o, "offset");
+	json_object_put(o);
+	o = json__frame(&uo_frames_a[0]);
+	cr_assert_not(json_object_object_get_ex(o, "inlined", &v));
+	json_object_put(o);
 }

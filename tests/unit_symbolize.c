@@ -58,17 +58,39 @@ __attribute__((noinline)) static uint64_t return_address(void)
 	return ra;
 }
 
+/*
+ * Make call on this source line, record the line in line_var, and return
+ * the call's result: the asm keeps it from being a tail call, so the
+ * caller's frame really holds a return address on this line.
+ */
+#define CALL_ON_RECORDED_LINE(line_var, call)                                 \
+	({                                                                     \
+		uint64_t ra_;                                                  \
+		line_var = __LINE__, ra_ = (call);                             \
+		__asm__ volatile("" : "+r"(ra_));                              \
+		ra_;                                                           \
+	})
+
 static int call_line;
 
 /* The frame under test: its call to return_address() is on call_line. */
 __attribute__((noinline)) static uint64_t stray_symbolize_caller(void)
 {
-	uint64_t ra;
+	return CALL_ON_RECORDED_LINE(call_line, return_address());
+}
 
-	call_line = __LINE__ + 1;
-	ra = return_address();
-	__asm__ volatile("" : "+r"(ra)); /* not a tail call */
-	return ra;
+static int inlined_line, inliner_line;
+
+/* Always inlined into stray_symbolize_inliner: the return address of its
+ * call is one address standing for two source frames. */
+static inline __attribute__((always_inline)) uint64_t stray_inlined_callee(void)
+{
+	return CALL_ON_RECORDED_LINE(inlined_line, return_address());
+}
+
+__attribute__((noinline)) static uint64_t stray_symbolize_inliner(void)
+{
+	return CALL_ON_RECORDED_LINE(inliner_line, stray_inlined_callee());
 }
 
 static void self_exe(char *buf, size_t size)
@@ -158,19 +180,40 @@ Test(symbolize, unknown_pid_and_address)
 	symbolizer__free(s);
 }
 
-/* A new maps text replaces the old one, cached frames included. */
-Test(symbolize, set_maps_replaces_and_invalidates_cache)
+Test(symbolize, inlined_function_is_a_frame_of_its_own)
+{
+	struct symbolizer *s = self_symbolizer(NULL);
+	uint64_t ra = stray_symbolize_inliner();
+	struct report_frame f[SYMBOLIZE_MAX_INLINE + 1];
+
+	cr_assert_eq(symbolizer__resolve_frames(s, getpid(), ra, NULL, 0), 2);
+	cr_assert_eq(symbolizer__resolve_frames(s, getpid(), ra, f, 2), 2);
+	cr_assert_str_eq(f[0].function, "stray_inlined_callee");
+	cr_assert(f[0].inlined);
+	cr_assert_eq(f[0].offset, -1);
+	cr_assert_eq(f[0].line, inlined_line);
+	cr_assert_str_eq(f[1].function, "stray_symbolize_inliner");
+	cr_assert_not(f[1].inlined);
+	cr_assert_eq(f[1].offset, (int64_t)(ra - (uint64_t)stray_symbolize_inliner));
+	cr_assert_eq(f[1].line, inliner_line);
+	cr_assert_eq(f[0].address, ra);
+	cr_assert_eq(f[1].address, ra);
+	/* the one-frame API gives the innermost */
+	cr_assert_eq(symbolizer__resolve(s, getpid(), ra, &f[0]), 0);
+	cr_assert_str_eq(f[0].function, "stray_inlined_callee");
+	symbolizer__free(s);
+}
+
+/* An object missing from a later snapshot (dlclosed) still resolves. */
+Test(symbolize, unmapped_objects_stay_resolvable)
 {
 	struct symbolizer *s = self_symbolizer(NULL);
 	uint64_t ra = stray_symbolize_caller();
 	struct report_frame f;
 
-	cr_assert_eq(symbolizer__resolve(s, getpid(), ra, &f), 0);
-	cr_assert_str_eq(f.function, "stray_symbolize_caller");
 	cr_assert_eq(symbolizer__set_maps(s, getpid(), "", NULL), 0);
 	cr_assert_eq(symbolizer__resolve(s, getpid(), ra, &f), 0);
-	cr_assert_str_eq(f.module, "[unknown]");
-	cr_assert_null(f.function);
+	assert_caller_frame(&f, ra);
 	symbolizer__free(s);
 }
 
@@ -184,4 +227,49 @@ Test(symbolize, bad_arguments_and_null_free)
 	cr_assert_eq(symbolizer__resolve(s, getpid(), 0x1234, &f), -ENOENT);
 	symbolizer__free(s);
 	symbolizer__free(NULL);
+}
+
+/* The line of our own maps text that maps our code, as a maps text of
+ * its own (with its path replaced by other_path when not NULL). */
+static char *own_code_mapping(const char *other_path)
+{
+	char *maps = read_self_maps(), exe[PATH_MAX], *line, *out = NULL, *save = NULL;
+
+	self_exe(exe, sizeof(exe));
+	for (line = strtok_r(maps, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *path = strchr(line, '/');
+
+		if (!strstr(line, " r-xp ") || !path || strcmp(path, exe))
+			continue;
+		cr_assert(asprintf(&out, "%.*s%s\n", (int)(path - line), line,
+				   other_path ? other_path : exe) > 0);
+		break;
+	}
+	free(maps);
+	cr_assert_not_null(out, "no r-xp mapping of %s", exe);
+	return out;
+}
+
+/* A snapshot showing another object where an old one was (a library
+ * unloaded, another loaded at its addresses) replaces it. The pid is no
+ * process: objects are opened by path. */
+Test(symbolize, new_object_at_the_same_addresses_replaces_the_old)
+{
+	const int pid = 0x40000001; /* above PID_MAX_LIMIT */
+	const char *libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+	char *ours = own_code_mapping(NULL), *theirs = own_code_mapping(libc);
+	struct symbolizer *s = symbolizer__new();
+	uint64_t ra = stray_symbolize_caller();
+	struct report_frame f;
+
+	cr_assert_eq(symbolizer__set_maps(s, pid, ours, NULL), 0);
+	cr_assert_eq(symbolizer__resolve(s, pid, ra, &f), 0);
+	assert_caller_frame(&f, ra);
+	cr_assert_eq(symbolizer__set_maps(s, pid, theirs, NULL), 0);
+	cr_assert_eq(symbolizer__resolve(s, pid, ra, &f), 0);
+	cr_assert_str_eq(f.module, libc);
+	cr_assert(!f.function || strcmp(f.function, "stray_symbolize_caller"));
+	symbolizer__free(s);
+	free(ours);
+	free(theirs);
 }

@@ -75,7 +75,9 @@ struct json_object *json__frame(const struct report_frame *f)
 					   : json__add_null(o, "offset")) ||
 	    json__add_str_or_null(o, "file", f->file) ||
 	    (f->line > 0 ? json__add(o, "line", json_object_new_int(f->line))
-			 : json__add_null(o, "line"))) {
+			 : json__add_null(o, "line")) ||
+	    /* only on inlined frames: the others keep their old shape */
+	    (f->inlined && json__add(o, "inlined", json_object_new_boolean(1)))) {
 		json_object_put(o);
 		return NULL;
 	}

@@ -23,6 +23,7 @@ struct report_frame {
 	int64_t offset;       /* address - symbol start; -1 when function is NULL */
 	const char *file;     /* source file, or NULL */
 	int line;             /* source line, 0 when unknown */
+	bool inlined;         /* function was inlined into the next frame's */
 };
 
 struct report_suspect {

@@ -103,12 +103,14 @@ static void mark_dead(struct session *s, int pid)
  * gone. Failures are harmless: the previous snapshot stays. */
 static void snapshot_maps(struct session *s, int pid)
 {
-	char *maps;
+	char *maps, root[32];
 
 	if (procfs__read_file(pid, "maps", MAX_MAPS_BYTES, &maps))
 		return;
+	/* paths in maps are the process's own: a container's root differs */
+	snprintf(root, sizeof(root), "/proc/%d/root", pid);
 	if (*maps)
-		symbolizer__set_maps(s->sym, pid, maps, NULL);
+		symbolizer__set_maps(s->sym, pid, maps, root);
 	free(maps);
 }
 
@@ -460,7 +462,7 @@ static const struct counter_name drain_drops[] = {
 };
 
 #define NDROPS (sizeof(kernel_drops) / sizeof(kernel_drops[0]) + \
-		sizeof(drain_drops) / sizeof(drain_drops[0]) + 4)
+		sizeof(drain_drops) / sizeof(drain_drops[0]) + 5)
 
 /* Storage behind a struct report while it is being written. */
 #define MAX_TIMER_DROPS 32
@@ -518,6 +520,7 @@ static void fill_counters(struct session *s, struct report_build *b, uint64_t *k
 	b->dropped[n++] = (struct report_counter){ "sites_without_history",
 						   monitor__sites_dropped(s->monitor) };
 	b->dropped[n++] = (struct report_counter){ "alerts_not_kept", monitor__alerts_dropped(s->monitor) };
+	b->dropped[n++] = (struct report_counter){ "mappings_not_symbolized", symbolizer__dropped(s->sym) };
 	n += timer_drops(s, &b->dropped[n]);
 	b->r.dropped = b->dropped;
 	b->r.ndropped = n;
@@ -546,6 +549,26 @@ static void rank_by_score(struct report_suspect *sus, size_t n)
 	}
 }
 
+/* Symbolize a recorded stack into out (NULL: only count), inlined
+ * functions as frames of their own; returns the number of frames. */
+static size_t stack_frames(struct session *s, int pid, const uint64_t *ips, uint32_t depth,
+			   struct report_frame *out)
+{
+	size_t n = 0;
+
+	for (uint32_t d = 0; d < depth; d++) {
+		int k = symbolizer__resolve_frames(s->sym, pid, ips[d], out ? out + n : NULL,
+						   out ? SIZE_MAX : 0);
+
+		n += k > 0 ? k : 0;
+		/* a pid never described still gets its raw frames */
+		if (k <= 0 && out)
+			out[n] = (struct report_frame){ .address = ips[d], .offset = -1 };
+		n += k <= 0;
+	}
+	return n;
+}
+
 static int build_suspects(struct session *s, struct report_build *b)
 {
 	size_t nrec, nsus, nframes = 0, f = 0;
@@ -557,8 +580,12 @@ static int build_suspects(struct session *s, struct report_build *b)
 	for (size_t i = 0; i < nrec; i++)
 		b->sites[i] = recs[i].live;
 	nsus = analysis__rank_suspects(b->sites, nrec);
-	for (size_t i = 0; i < nsus; i++)
-		nframes += drain__find_record(s->drain, b->sites[i].pid, b->sites[i].stack_hash)->depth;
+	for (size_t i = 0; i < nsus; i++) {
+		const struct site_record *rec =
+			drain__find_record(s->drain, b->sites[i].pid, b->sites[i].stack_hash);
+
+		nframes += stack_frames(s, b->sites[i].pid, rec->ips, rec->depth, NULL);
+	}
 	b->suspects = calloc(nsus + 1, sizeof(*b->suspects));
 	b->frames = calloc(nframes + 1, sizeof(*b->frames));
 	if (!b->suspects || !b->frames)
@@ -578,9 +605,8 @@ static int build_suspects(struct session *s, struct report_build *b)
 		out->frees = site->frees;
 		monitor__assess_suspect(s->monitor, site, window_s(s), s->end_ns, window_ended_by_exit(s), out);
 		out->frames = &b->frames[f];
-		out->nframes = rec->depth;
-		for (uint32_t d = 0; d < rec->depth; d++)
-			symbolizer__resolve(s->sym, site->pid, rec->ips[d], &b->frames[f++]);
+		out->nframes = stack_frames(s, site->pid, rec->ips, rec->depth, out->frames);
+		f += out->nframes;
 	}
 	rank_by_score(b->suspects, nsus);
 	b->r.suspects = b->suspects;
@@ -625,7 +651,7 @@ static int build_timers(struct session *s, struct report_build *b)
 	if (err)
 		return err;
 	for (size_t i = 0; i < ngroups; i++)
-		nframes += b->groups[i].depth;
+		nframes += stack_frames(s, b->groups[i].pid, b->groups[i].ips, b->groups[i].depth, NULL);
 	b->timers = calloc(ngroups + 1, sizeof(*b->timers));
 	b->timer_frames = calloc(nframes + 1, sizeof(*b->timer_frames));
 	b->itimers = calloc(nit + 1, sizeof(*b->itimers));
@@ -637,10 +663,10 @@ static int build_timers(struct session *s, struct report_build *b)
 		b->timers[i] = (struct report_timer){
 			.kind = g->kind, .pid = g->pid, .outstanding = g->outstanding,
 			.armed = g->armed, .periodic = g->periodic, .interval_ns = g->interval_ns,
-			.nframes = g->depth, .frames = &b->timer_frames[f],
+			.frames = &b->timer_frames[f],
 		};
-		for (uint32_t d = 0; d < g->depth; d++)
-			symbolizer__resolve(s->sym, g->pid, g->ips[d], &b->timer_frames[f++]);
+		b->timers[i].nframes = stack_frames(s, g->pid, g->ips, g->depth, b->timers[i].frames);
+		f += b->timers[i].nframes;
 	}
 	for (size_t i = 0; i < nit; i++)
 		b->itimers[i] = (struct report_itimer){

@@ -79,6 +79,8 @@ static void print_frame(const struct report_frame *f, size_t idx, FILE *out)
 	} else {
 		fputs("??", out);
 	}
+	if (f->inlined)
+		fputs(" [inlined]", out);
 	if (f->file) {
 		fprintf(out, " %s", f->file);
 		if (f->line > 0)

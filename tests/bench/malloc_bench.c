@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include "../fixtures/wait_usr1.h"
 
 static double now_s(void)
 {
@@ -41,17 +42,10 @@ static long run(long iterations)
 int main(int argc, char **argv)
 {
 	long iterations = argc > 1 ? atol(argv[1]) : 200000;
-	sigset_t set;
 	double t0;
 	long ops;
-	int sig;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	printf("ready\n");
-	fflush(stdout);
-	sigwait(&set, &sig);
+	ready_then_wait_usr1();
 	t0 = now_s();
 	ops = run(iterations);
 	printf("ns_per_op %.1f\n", (now_s() - t0) * 1e9 / ops);
