@@ -89,7 +89,7 @@ static bool in_segment(const struct segment *seg, uint64_t vaddr, uint64_t *off)
 }
 
 /* The defined function a relocation binds its GOT slot to, if any. */
-static bool slot_of(Elf *elf, Elf_Data *syms, const GElf_Rela *r, const struct segment *seg, struct slot *out)
+static bool slot_of(Elf_Data *syms, const GElf_Rela *r, const struct segment *seg, struct slot *out)
 {
 	int type = GELF_R_TYPE(r->r_info);
 	GElf_Sym sym;
@@ -99,7 +99,6 @@ static bool slot_of(Elf *elf, Elf_Data *syms, const GElf_Rela *r, const struct s
 	if (!gelf_getsym(syms, (int)GELF_R_SYM(r->r_info), &sym) || sym.st_shndx == SHN_UNDEF ||
 	    GELF_ST_TYPE(sym.st_info) != STT_FUNC)
 		return false;
-	(void)elf;
 	out->got = r->r_offset;
 	return in_segment(seg, sym.st_value, &out->target);
 }
@@ -127,7 +126,7 @@ static size_t read_slots(Elf *elf, const struct segment *seg, struct slot *slots
 		for (size_t i = 0; data && syms && i < sh.sh_size / sh.sh_entsize && n < max; i++) {
 			GElf_Rela r;
 
-			if (gelf_getrela(data, (int)i, &r) && slot_of(elf, syms, &r, seg, &slots[n]))
+			if (gelf_getrela(data, (int)i, &r) && slot_of(syms, &r, seg, &slots[n]))
 				n++;
 		}
 	}

@@ -51,7 +51,9 @@ static int list_add(struct pathlist *l, const char *path)
 }
 
 /* Where a preload entry is, under root: a path as given, a bare name in
- * LD_LIBRARY_PATH or the system directories (as ld.so searches it). */
+ * LD_LIBRARY_PATH or the system directories (ld.so would also find one
+ * through ld.so.cache in a directory listed only in ld.so.conf: such a
+ * preload is not predicted, and -p mode ranks it with the dlopen'ed). */
 static bool locate_preload(const char *root, const char *name, const char *ld_path, char *out, size_t size)
 {
 	char dirs[PATH_MAX] = "", *save = NULL, *dir;
