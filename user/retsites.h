@@ -22,10 +22,11 @@ struct allocator;
 int retsites__find(const char *path, uint64_t entry, uint64_t *sites, size_t max_sites);
 
 /*
- * For every object of a that defines an operator new, fill its
- * new_returns with the ret sites of all its new forms (deduplicated). An
- * object whose sites cannot all be found gets none: new keeps its
- * entry-only probe there, exact where new calls a probed allocator.
+ * For every object of a that provides both malloc and operator new (an
+ * allocator library, a static executable), fill its new_returns with the
+ * ret sites of all its new forms (deduplicated). An object whose sites
+ * cannot all be found gets none: new keeps its entry-only probe there,
+ * exact where new calls a probed allocator.
  */
 void retsites__add_to(struct allocator *a);
 
