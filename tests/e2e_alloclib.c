@@ -51,7 +51,8 @@ static const struct site tcmalloc_sites[] = {
 
 static const struct site mimalloc_sites[] = {
 	{ "leak_mi()", 2 * 88 + 99 + 30 + 200, 5 },
-	{ "leak_mi_realloc()", 100, 1 },
+	{ "leak_mi_aligned()", 48 + 48 + 72 + 128, 4 },
+	{ "leak_mi_realloc()", 100 + 500 + 60 + 150, 4 },
 	{ NULL, 0, 0 },
 };
 
