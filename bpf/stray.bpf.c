@@ -845,7 +845,7 @@ int BPF_URETPROBE(alloc_return, long ret)
 		return leave_mmap(ctx, &rec, ret);
 	case STRAY_FN_MREMAP:
 		return leave_mremap(ctx, &rec, ret);
-	case STRAY_FN_MALLOCX ... STRAY_FN_COUNT - 1:
+	case STRAY_FN_MALLOCX ... STRAY_FN_MI_FREE_ALIGNED:
 		return ext_return(ctx, &rec, ret);
 	default:
 		return leave_alloc(ctx, &rec, ret);
