@@ -12,7 +12,7 @@ LIBBPF_A    ?= $(firstword $(wildcard /usr/lib/$(shell $(CC) -print-multiarch)/l
 CFLAGS      ?= -O2 -g
 WARN        := -Wall -Wextra -Werror
 CPPFLAGS    += -I$(BUILD) -Ibpf -Iuser -D_GNU_SOURCE
-LDLIBS      += $(LIBBPF_A) -ldw -lelf -lz -ljson-c -lcap -lstdc++ -lm
+LDLIBS      += $(LIBBPF_A) -ldw -lelf -lz -ljson-c -lcap -lstdc++ -lm -lcapstone
 BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ivmlinux/$(ARCH) -Ibpf -Wall -Werror
 
 BPF_SRCS    := $(wildcard bpf/*.bpf.c)
@@ -93,6 +93,22 @@ $(BUILD)/fixtures/stress: tests/fixtures/stress.c $(wildcard tests/fixtures/*.h)
 # rule wins over the pattern above.
 $(BUILD)/fixtures/uvleak: tests/fixtures/uvleak.c | $(BUILD)/fixtures
 	$(CC) $(FIXTURE_CFLAGS) -o $@ $< -luv
+
+# Allocator libraries: alloclib linked with each one (also calling its own
+# entry points), and with jemalloc's archive into a stripped executable that
+# still exports malloc (-rdynamic): its .dynsym is all stray can read.
+ALLOCLIB_FIXTURES := $(addprefix $(BUILD)/fixtures/alloclib-,jemalloc tcmalloc mimalloc)
+FIXTURES += $(ALLOCLIB_FIXTURES) $(BUILD)/fixtures/alloclib-stripped
+alloclib_libs_jemalloc := -ljemalloc
+alloclib_libs_tcmalloc := -ltcmalloc_minimal
+alloclib_libs_mimalloc := -lmimalloc
+
+$(ALLOCLIB_FIXTURES): $(BUILD)/fixtures/alloclib-%: tests/fixtures/alloclib.cpp | $(BUILD)/fixtures
+	$(CXX) $(FIXTURE_CFLAGS) -DWITH_$(shell echo $* | tr a-z A-Z) -o $@ $< $(alloclib_libs_$*)
+
+$(BUILD)/fixtures/alloclib-stripped: tests/fixtures/alloclib.cpp | $(BUILD)/fixtures
+	$(CXX) $(FIXTURE_CFLAGS) -DWITH_JEMALLOC -rdynamic -o $@ $< -Wl,-Bstatic -ljemalloc -Wl,-Bdynamic -ldl
+	strip $@
 
 $(BUILD)/tests/unit: $(UNIT_SRCS) $(LIB_OBJS) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $(UNIT_SRCS) $(LIB_OBJS) -lcriterion $(LDLIBS)

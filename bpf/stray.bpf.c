@@ -156,6 +156,15 @@ static __always_inline struct stray_site *site_of_current_stack(void *ctx, __u32
 		s->ips[0] = ret_addr;
 		if (n < (long)sizeof(__u64))
 			n = sizeof(__u64);
+		/* Where the function starts with push %rbp (or endbr64) the
+		 * kernel already added the return address after the entry
+		 * ip (is_uprobe_at_func_entry): keep it once. */
+		if (n >= 2 * (long)sizeof(__u64) && s->ips[1] == ret_addr &&
+		    (n = bpf_get_stack(ctx, s->ips, sizeof(s->ips), BPF_F_USER_STACK | 1)) < 0) {
+			count(STRAY_CNT_STACK_ERRORS);
+			s->ips[0] = ret_addr;
+			n = sizeof(__u64);
+		}
 	}
 	s->depth = n / sizeof(__u64);
 	key.stack_hash = hash_stack(tgid, s->ips, s->depth);
@@ -240,7 +249,7 @@ static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u6
 {
 	struct stray_alloc_key key = { .tgid = tgid, .addr = addr };
 	struct stray_alloc a = { .size = size, .fn = fn };
-	__u32 kind = fn >= STRAY_FN_MMAP ? STRAY_KIND_MMAP : STRAY_KIND_HEAP;
+	__u32 kind = fn == STRAY_FN_MMAP || fn == STRAY_FN_MREMAP ? STRAY_KIND_MMAP : STRAY_KIND_HEAP;
 	struct stray_site_key site_key = { .tgid = tgid, .stack_hash = site_hash };
 	struct stray_alloc stale;
 	struct stray_site *site;
@@ -747,6 +756,8 @@ static __always_inline int leave_mremap(void *ctx, const struct stray_inflight *
 	return 0;
 }
 
+#include "alloc_ext.bpf.h"
+
 /*
  * One entry program and one return program serve every allocator function:
  * user space attaches each with a single uprobe_multi link per process and
@@ -822,7 +833,7 @@ int BPF_UPROBE(alloc_entry)
 				 (PT_REGS_PARM4(ctx) & MREMAP_DONTUNMAP_F) ? 0 :
 				 (a2 + page_size - 1) / page_size);
 	}
-	return 0;
+	return ext_entry(ctx, bpf_get_attach_cookie(ctx), a1, a2, a3);
 }
 
 SEC("uretprobe.multi")
@@ -847,6 +858,8 @@ int BPF_URETPROBE(alloc_return, long ret)
 		return leave_mmap(ctx, &rec, ret);
 	case STRAY_FN_MREMAP:
 		return leave_mremap(ctx, &rec, ret);
+	case STRAY_FN_MALLOCX ... STRAY_FN_MI_FREE_ALIGNED:
+		return ext_return(ctx, &rec, ret);
 	default:
 		return leave_alloc(ctx, &rec, ret);
 	}

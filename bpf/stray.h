@@ -60,8 +60,33 @@ enum stray_fn {
 	STRAY_FN_MMAP,
 	STRAY_FN_MUNMAP,
 	STRAY_FN_MREMAP,
+	/* jemalloc's non-standard API (mallocx(3)); nallocx and sallocx
+	 * allocate nothing. Handled in bpf/alloc_ext.bpf.h. */
+	STRAY_FN_MALLOCX,
+	STRAY_FN_RALLOCX,
+	STRAY_FN_XALLOCX,
+	STRAY_FN_SDALLOCX,
+	STRAY_FN_DALLOCX,
+	/* mimalloc's own names that are not aliases of a standard one
+	 * (mi_malloc, mi_calloc, mi_realloc, mi_free and mi_new are). */
+	STRAY_FN_MI_ZALLOC,
+	STRAY_FN_MI_MALLOCN,
+	STRAY_FN_MI_MALLOC_ALIGNED,
+	STRAY_FN_MI_ZALLOC_ALIGNED,
+	STRAY_FN_MI_CALLOC_ALIGNED,
+	STRAY_FN_MI_REALLOCN,
+	STRAY_FN_MI_REALLOC_ALIGNED,
+	STRAY_FN_MI_RECALLOC,
+	STRAY_FN_MI_REALLOCARRAY,
+	STRAY_FN_MI_POSIX_MEMALIGN,
+	STRAY_FN_MI_ALIGNED_ALLOC,
+	STRAY_FN_MI_FREE_ALIGNED,
 	STRAY_FN_COUNT,
 };
+
+/* Cookie of the entry probes on operator new's ret instructions (not a
+ * function: user/retsites.c, bpf/alloc_ext.bpf.h). */
+#define STRAY_COOKIE_NEW_RETURN 0x10000u
 
 /* Drop and event counters, one slot each in the per-CPU "counters" map. */
 enum stray_counter {
@@ -172,7 +197,7 @@ struct stray_inflight {
 	__u32 fn;
 	__u32 chained;  /* nested calls entered by a tail jump, not yet returned */
 	__u32 has_old;  /* old block was moved out of the allocs map at entry */
-	__u32 old_pages;/* mremap: old_size in pages */
+	__u32 old_pages;/* mremap: old_size in pages; xallocx: its extra (clamped) */
 	struct stray_alloc old; /* realloc's old block, restored if realloc fails */
 };
 

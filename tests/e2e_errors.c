@@ -316,3 +316,13 @@ BAD_OPTIONS(missing_option_argument, "p", "-d", "1", "-p")
  * succeeded, but stray must still fail cleanly, before the text report. */
 BAD_OPTIONS(json_directory_missing, "/nonexistent-stray-dir/r.json", "--json",
 	    "/nonexistent-stray-dir/r.json", "--", "/bin/true")
+
+/* The error names the target, not only what is missing. */
+Test(e2e_errors, no_allocator_symbol_names_target)
+{
+	const char *args[] = { "--", NO_MALLOC_BIN, "-p", NULL };
+
+	if (access(NO_MALLOC_BIN, X_OK))
+		cr_skip_test(NO_MALLOC_BIN " is missing");
+	expect_error(args, NO_MALLOC_BIN);
+}

@@ -11,6 +11,8 @@
 #include "elfsym.h"
 #include "loader.h"
 #include "procfs.h"
+#include "retsites.h"
+#include "scope.h"
 #include "stray.skel.h"
 
 _Static_assert(sizeof(struct stray_alloc_key) == 16, "ABI: stray_alloc_key");
@@ -55,6 +57,23 @@ const char *const stray_fn_names[STRAY_FN_COUNT] = {
 	[STRAY_FN_MMAP] = "mmap",
 	[STRAY_FN_MUNMAP] = "munmap",
 	[STRAY_FN_MREMAP] = "mremap",
+	[STRAY_FN_MALLOCX] = "mallocx",
+	[STRAY_FN_RALLOCX] = "rallocx",
+	[STRAY_FN_XALLOCX] = "xallocx",
+	[STRAY_FN_SDALLOCX] = "sdallocx",
+	[STRAY_FN_DALLOCX] = "dallocx",
+	[STRAY_FN_MI_ZALLOC] = "mi_zalloc",
+	[STRAY_FN_MI_MALLOCN] = "mi_mallocn",
+	[STRAY_FN_MI_MALLOC_ALIGNED] = "mi_malloc_aligned",
+	[STRAY_FN_MI_ZALLOC_ALIGNED] = "mi_zalloc_aligned",
+	[STRAY_FN_MI_CALLOC_ALIGNED] = "mi_calloc_aligned",
+	[STRAY_FN_MI_REALLOCN] = "mi_reallocn",
+	[STRAY_FN_MI_REALLOC_ALIGNED] = "mi_realloc_aligned",
+	[STRAY_FN_MI_RECALLOC] = "mi_recalloc",
+	[STRAY_FN_MI_REALLOCARRAY] = "mi_reallocarray",
+	[STRAY_FN_MI_POSIX_MEMALIGN] = "mi_posix_memalign",
+	[STRAY_FN_MI_ALIGNED_ALLOC] = "mi_aligned_alloc",
+	[STRAY_FN_MI_FREE_ALIGNED] = "mi_free_aligned",
 };
 
 /* An object already probed in a target, identified by inode so that two
@@ -220,15 +239,32 @@ size_t alloc_object__sites(const struct alloc_object *o, bool entries,
 	return n;
 }
 
+/* Append o's operator new ret sites to the n entry offsets (none that is
+ * already there); returns how many. */
+static size_t new_return_sites(const struct alloc_object *o, unsigned long *offsets, size_t n)
+{
+	size_t added = 0;
+
+	for (size_t i = 0; i < o->nnew_returns; i++) {
+		bool dup = false;
+
+		for (size_t j = 0; j < n; j++)
+			dup |= offsets[j] == o->new_returns[i];
+		if (!dup)
+			offsets[n + added++] = o->new_returns[i];
+	}
+	return added;
+}
+
 /* Probe every allocator function of one object in one process: a single
  * uprobe_multi link for the entries and one for the returns, with the
  * function (enum stray_fn) as each offset's cookie. free and operator new
  * have no return probe (has_return_probe). */
 static int attach_object(struct loader *l, struct target *t, const struct alloc_object *o)
 {
-	unsigned long entry_offs[STRAY_FN_COUNT], ret_offs[STRAY_FN_COUNT];
-	__u64 entry_fns[STRAY_FN_COUNT], ret_fns[STRAY_FN_COUNT];
-	size_t nentry, nret;
+	unsigned long entry_offs[STRAY_FN_COUNT + STRAY_MAX_NEW_RETURNS], ret_offs[STRAY_FN_COUNT];
+	__u64 entry_fns[STRAY_FN_COUNT + STRAY_MAX_NEW_RETURNS], ret_fns[STRAY_FN_COUNT];
+	size_t nfns, nentry, nret;
 	struct stat st;
 	int err;
 
@@ -239,7 +275,10 @@ static int attach_object(struct loader *l, struct target *t, const struct alloc_
 			return 0;
 	if (t->nobjects >= sizeof(t->objects) / sizeof(t->objects[0]))
 		return -E2BIG;
-	nentry = alloc_object__sites(o, true, entry_offs, entry_fns);
+	nfns = alloc_object__sites(o, true, entry_offs, entry_fns);
+	nentry = nfns + new_return_sites(o, entry_offs, nfns);
+	for (size_t i = nfns; i < nentry; i++)
+		entry_fns[i] = STRAY_COOKIE_NEW_RETURN;
 	nret = alloc_object__sites(o, false, ret_offs, ret_fns);
 	/* Returns first: a call entered between the two attachments must not
 	 * leave an in-flight record whose return is never seen (the thread's
@@ -314,26 +353,7 @@ int loader__follow_events_fd(const struct loader *l)
 
 int allocator__lookup_scope(int pid, bool at_exec, char ***paths, size_t *n)
 {
-	char root[64], link[64], exe[PATH_MAX];
-	char *ld_path = NULL;
-	ssize_t len;
-	int ret;
-
-	if (!at_exec)
-		return procfs__mapped_objects(pid, 256, paths, n);
-	snprintf(root, sizeof(root), "/proc/%d/root", pid);
-	snprintf(link, sizeof(link), "/proc/%d/exe", pid);
-	len = readlink(link, exe, sizeof(exe) - 1);
-	if (len < 0)
-		return -errno;
-	exe[len] = '\0';
-	procfs__getenv(pid, "LD_LIBRARY_PATH", &ld_path);
-	ret = elfsym__load_order(root, exe, ld_path, 256, paths);
-	free(ld_path);
-	if (ret < 0)
-		return ret;
-	*n = ret;
-	return 0;
+	return scope__lookup(pid, at_exec, paths, n);
 }
 
 /* Give fn to object path at offset, creating the object entry if needed. */
@@ -383,6 +403,8 @@ int allocator__resolve(int pid, bool at_exec, struct allocator *out)
 	elfsym__free_paths(paths, n);
 	if (!err && !assigned[STRAY_FN_MALLOC])
 		err = -ENOENT;
+	if (!err)
+		retsites__add_to(out);
 	if (err)
 		allocator__clear(out);
 	return err;

@@ -20,11 +20,18 @@ struct loader_opts {
 	bool follow;           /* load the --follow programs (bpf/follow.bpf.h) */
 };
 
+/* Ret instructions of operator new probed per object (user/retsites.c). */
+#define STRAY_MAX_NEW_RETURNS 128
+
 /* Where one object defines allocator functions, as uprobe file offsets. */
 struct alloc_object {
 	char *path; /* opened by the kernel, e.g. /proc/PID/root/usr/lib/libc.so.6 */
 	uint64_t offsets[STRAY_FN_COUNT];
 	bool found[STRAY_FN_COUNT];
+	/* operator new's ret instructions, entry-probed with cookie
+	 * STRAY_COOKIE_NEW_RETURN */
+	uint64_t new_returns[STRAY_MAX_NEW_RETURNS];
+	size_t nnew_returns;
 };
 
 /* The allocator of one process: each function's defining object. */
