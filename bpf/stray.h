@@ -171,11 +171,17 @@ struct stray_inflight {
 	__u32 has_old;  /* old block was moved out of the allocs map at entry */
 	__u32 old_pages;/* mremap: old_size in pages */
 	struct stray_alloc old; /* realloc's old block, restored if realloc fails */
+	__u32 unsampled;/* --sample: realloc's new block was not sampled */
+	__u32 pad;
 };
 
 struct stray_counters {
 	__u64 v[STRAY_CNT_NR];
 };
+
+/* --sample: exponential draws precomputed by user space (bpf/sample.bpf.h);
+ * a power of two. */
+#define STRAY_SAMPLE_DRAWS 4096
 
 /* ==== timers (bpf/timers.bpf.c, user/timers.c) ==========================
  * Timer leaks: timerfds, POSIX timers, setitimer/alarm and libuv timer

@@ -11,13 +11,14 @@
 #include "elfsym.h"
 #include "loader.h"
 #include "procfs.h"
+#include "sampling.h"
 #include "stray.skel.h"
 
 _Static_assert(sizeof(struct stray_alloc_key) == 16, "ABI: stray_alloc_key");
 _Static_assert(sizeof(struct stray_site_key) == 16, "ABI: stray_site_key");
 _Static_assert(sizeof(struct stray_alloc) == 32, "ABI: stray_alloc");
 _Static_assert(sizeof(struct stray_site) == 56 + 8 * STRAY_MAX_STACK_DEPTH, "ABI: stray_site");
-_Static_assert(sizeof(struct stray_inflight) == 64 + sizeof(struct stray_alloc), "ABI: stray_inflight");
+_Static_assert(sizeof(struct stray_inflight) == 72 + sizeof(struct stray_alloc), "ABI: stray_inflight");
 _Static_assert(sizeof(struct stray_counters) == 8 * STRAY_CNT_NR, "ABI: stray_counters");
 
 const char *const stray_fn_names[STRAY_FN_COUNT] = {
@@ -112,6 +113,10 @@ struct loader *loader__new(const struct loader_opts *opts, const char **errmsg)
 		goto fail;
 	}
 	l->skel->rodata->page_size = sysconf(_SC_PAGESIZE);
+	l->skel->rodata->sample_bytes = opts->sample_bytes;
+	if (opts->sample_bytes)
+		sampling__fill_draws(opts->sample_bytes, (uint64_t *)l->skel->rodata->sample_draws,
+				     STRAY_SAMPLE_DRAWS);
 	err = size_maps(l->skel, opts);
 	if (err) {
 		*errmsg = "cannot size BPF maps";
@@ -300,6 +305,11 @@ uint32_t loader__max_sites(const struct loader *l)
 uint32_t loader__max_allocs(const struct loader *l)
 {
 	return bpf_map__max_entries(l->skel->maps.allocs);
+}
+
+uint64_t loader__sample_bytes(const struct loader *l)
+{
+	return l->skel->rodata->sample_bytes;
 }
 
 int allocator__lookup_scope(int pid, bool at_exec, char ***paths, size_t *n)

@@ -17,6 +17,7 @@ struct loader_opts {
 	uint32_t max_allocs;   /* outstanding-allocation map capacity */
 	uint32_t max_sites;    /* call-site map capacity */
 	uint32_t max_targets;  /* processes traced at once */
+	uint64_t sample_bytes; /* --sample: mean bytes between samples, 0: exact */
 };
 
 /* Where one object defines allocator functions, as uprobe file offsets. */
@@ -66,6 +67,7 @@ int loader__sites_fd(const struct loader *l);
 int loader__counters_fd(const struct loader *l);
 uint32_t loader__max_sites(const struct loader *l);
 uint32_t loader__max_allocs(const struct loader *l);
+uint64_t loader__sample_bytes(const struct loader *l); /* 0: exact tracking */
 
 /*
  * Which objects define the allocator functions for process pid.

@@ -39,6 +39,8 @@ static const char usage[] =
 	"      --oom-horizon SECS oom_projection when the cgroup limit is nearer (default 3600)\n"
 	"      --fail-on-leak     exit with status 3 when a suspect's verdict is \"leak\"\n"
 	"      --no-timers        do not trace timerfd, POSIX, interval and libuv timers\n"
+	"      --sample BYTES     sample heap allocations every BYTES on average (e.g. 512K):\n"
+	"                         lower overhead, heap figures become estimates (default: exact)\n"
 	"  -v, --verbose          log attachments and drains on stderr\n"
 	"  -h, --help             show this help\n"
 	"  -V, --version          show the version\n";
@@ -87,6 +89,7 @@ enum {
 	OPT_MIN_AGE = 256, OPT_JSON, OPT_TOP, OPT_MAX_ALLOCS, OPT_MAX_SITES, OPT_MAX_PROCS,
 	OPT_WATCH, OPT_REPORT_EVERY, OPT_ALERTS, OPT_GROWTH_ALERT, OPT_HEAP_WARN, OPT_HEAP_CRITICAL,
 	OPT_OOM_HORIZON, OPT_FAIL_ON_LEAK, OPT_NO_TIMERS,
+	OPT_SAMPLE,
 };
 
 /* A byte count with an optional binary suffix: 512, 64K, 5M, 2G, 1T. */
@@ -128,6 +131,7 @@ static const struct option long_options[] = {
 	{ "max-procs", required_argument, NULL, OPT_MAX_PROCS },
 	{ "watch", no_argument, NULL, OPT_WATCH },
 	{ "report-every", required_argument, NULL, OPT_REPORT_EVERY },
+	{ "sample", required_argument, NULL, OPT_SAMPLE },
 	{ "alerts", required_argument, NULL, OPT_ALERTS },
 	{ "growth-alert", required_argument, NULL, OPT_GROWTH_ALERT },
 	{ "heap-warn", required_argument, NULL, OPT_HEAP_WARN },
@@ -240,6 +244,8 @@ static int parse_growth_option(int c, struct session_opts *o)
 	case OPT_NO_TIMERS:
 		o->no_timers = true;
 		return 0;
+	case OPT_SAMPLE:
+		return parse_bytes("--sample", optarg, &o->sample_bytes);
 	case 'h':
 		fputs(usage, stdout);
 		return 1;

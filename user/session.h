@@ -31,6 +31,7 @@ struct session_opts {
 	double oom_horizon_s;       /* --oom-horizon */
 	bool fail_on_leak;          /* --fail-on-leak: exit 3 on a "leak" verdict */
 	bool no_timers;             /* --no-timers */
+	uint64_t sample_bytes;      /* --sample: mean bytes between samples, 0: exact */
 };
 
 /* Exit status of stray when --fail-on-leak finds a suspect with verdict "leak". */
