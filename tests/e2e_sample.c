@@ -131,6 +131,62 @@ Test(e2e_sample, one_byte_sampling_is_exact)
 	expect_same_as_exact("cxxleak-static");
 }
 
+/* "fn0 <- fn1" of a suspect's first two frames ("?" when unknown). */
+static void site_name(json_object *sus, char *buf, size_t len)
+{
+	json_object *stack = e2e_member(sus, "stack"), *fn;
+	const char *names[2] = { "?", "?" };
+
+	for (size_t i = 0; i < 2 && i < json_object_array_length(stack); i++)
+		if (json_object_object_get_ex(json_object_array_get_idx(stack, i), "function", &fn) &&
+		    json_object_get_string(fn))
+			names[i] = json_object_get_string(fn);
+	snprintf(buf, len, "%s <- %s", names[0], names[1]);
+}
+
+static bool has_site(json_object *report, const char *name)
+{
+	json_object *sus = e2e_member(report, "suspects");
+	char buf[512];
+
+	for (size_t i = 0; i < json_object_array_length(sus); i++) {
+		site_name(json_object_array_get_idx(sus, i), buf, sizeof(buf));
+		if (!strcmp(buf, name))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * At T = 64 bytes most of cxxleak's small blocks are not sampled: each
+ * unsampled operator new must hide the malloc it makes from sampling (or
+ * that malloc, sampled on its own, would be a site inside libstdc++).
+ * Whatever is sampled sits at a site exact mode reports.
+ */
+Test(e2e_sample, sampled_sites_are_exact_sites)
+{
+	const char *exact_args[] = { "--", e2e_fixture("cxxleak"), NULL };
+	const char *sampled_args[] = { "--sample", "64", "--", e2e_fixture("cxxleak"), NULL };
+	struct e2e_run exact, sampled;
+	json_object *sus;
+	char name[512];
+
+	e2e_stray_run(&exact, 60, exact_args);
+	e2e_stray_run(&sampled, 60, sampled_args);
+	cr_assert(exact.status == 0 && sampled.status == 0 && exact.report && sampled.report, "%s %s",
+		  exact.err, sampled.err);
+	sus = e2e_member(sampled.report, "suspects");
+	cr_expect_gt(json_object_array_length(sus), 0);
+	for (size_t i = 0; i < json_object_array_length(sus); i++) {
+		site_name(json_object_array_get_idx(sus, i), name, sizeof(name));
+		cr_expect(has_site(exact.report, name), "sampled site %s is not an exact site", name);
+	}
+	cr_expect_eq(e2e_int(sampled.report, "totals.dropped.stale_inflight"), 0);
+	cr_expect_eq(e2e_int(sampled.report, "totals.dropped.missing_entry"), 0);
+	e2e_run_free(&exact);
+	e2e_run_free(&sampled);
+}
+
 Test(e2e_sample, bad_sample_size_is_one_line)
 {
 	static const char *const bad[] = { "0", "-4K", "12Q", "" };
