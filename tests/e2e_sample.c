@@ -189,7 +189,7 @@ Test(e2e_sample, sampled_sites_are_exact_sites)
 
 Test(e2e_sample, bad_sample_size_is_one_line)
 {
-	static const char *const bad[] = { "0", "-4K", "12Q", "" };
+	static const char *const bad[] = { "0", "-4K", "12Q", "", "2T" };
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct e2e_run r;

@@ -203,6 +203,13 @@ static int parse_option(int c, struct session_opts *o)
 			return -1;
 		o->max_procs = v;
 		return 0;
+	case OPT_SAMPLE:
+		if (parse_bytes("--sample", optarg, &o->sample_bytes))
+			return -1;
+		/* The draws reach ~9 T: keep them far inside 64 bits. */
+		if (o->sample_bytes > (1ull << 40))
+			return fail("invalid --sample '%s': at most 1T", optarg);
+		return 0;
 	case 'v':
 		o->verbose = true;
 		return 0;
@@ -244,8 +251,6 @@ static int parse_growth_option(int c, struct session_opts *o)
 	case OPT_NO_TIMERS:
 		o->no_timers = true;
 		return 0;
-	case OPT_SAMPLE:
-		return parse_bytes("--sample", optarg, &o->sample_bytes);
 	case 'h':
 		fputs(usage, stdout);
 		return 1;
