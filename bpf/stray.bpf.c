@@ -10,6 +10,7 @@
 #include <bpf/bpf_core_read.h>
 #include "stray.h"
 #include "stack.bpf.h"
+#include "sample.bpf.h"
 
 #define EEXIST 17
 #define MAP_SHARED_F 0x01
@@ -238,7 +239,7 @@ static __always_inline void record_free(__u32 tgid, __u64 addr)
 
 	if (take_alloc(tgid, addr, &a))
 		site_release(tgid, &a);
-	else
+	else if (!sampling()) /* sampled: most blocks are never recorded */
 		count(STRAY_CNT_UNMATCHED_FREES);
 }
 
@@ -310,6 +311,21 @@ enum entry_action {
 	ENTRY_REMAP,     /* mremap: ptr_arg's region moves out, back on failure */
 };
 
+/* How each kind of entry takes part in --sample. */
+static __always_inline enum sample_call sample_call_of(enum entry_action action)
+{
+	switch (action) {
+	case ENTRY_PLAIN:
+		return SAMPLE_CALL_ALLOC;
+	case ENTRY_NEW:
+		return SAMPLE_CALL_NEW;
+	case ENTRY_MOVES_OLD:
+		return SAMPLE_CALL_REALLOC;
+	default:
+		return SAMPLE_CALL_EXACT;
+	}
+}
+
 /* Whether the operator new of record in still runs at stack pointer sp:
  * sp is below its entry's and its return-address slot still holds the
  * return address seen there (a call made after it returned, or after an
@@ -375,6 +391,19 @@ static __always_inline int enter_aux(void *ctx, __u32 fn, __u64 size, __u64 ptr_
 		count(STRAY_CNT_STALE_INFLIGHT);
 		bpf_map_delete_elem(&inflight, &tid);
 	}
+	if (sampling()) {
+		switch (sample_entry(sp, size, sample_call_of(action))) {
+		case SAMPLE_NESTED:
+			return 0;
+		case SAMPLE_SKIP:
+			if (action != ENTRY_MOVES_OLD)
+				return 0;
+			rec.unsampled = 1;
+			break;
+		case SAMPLE_TRACK:
+			break;
+		}
+	}
 	if (action == ENTRY_NEW) {
 		/* The caller's stack, taken now: inside libstdc++ (no frame
 		 * pointers; its aligned new uses %rbp as a scratch register)
@@ -388,7 +417,7 @@ static __always_inline int enter_aux(void *ctx, __u32 fn, __u64 size, __u64 ptr_
 	}
 	if (action == ENTRY_MOVES_OLD && ptr_arg) {
 		rec.has_old = take_alloc(tgid, ptr_arg, &rec.old);
-		if (!rec.has_old)
+		if (!rec.has_old && !sampling())
 			count(STRAY_CNT_UNMATCHED_FREES);
 	}
 	/* mremap of an untracked mapping (file, before attach): not recorded. */
@@ -423,7 +452,8 @@ static __always_inline bool leave(void *ctx, __u32 tid, struct stray_inflight *r
 	__u64 sp = PT_REGS_SP((struct pt_regs *)ctx);
 
 	if (!in) {
-		count(STRAY_CNT_MISSING_ENTRY);
+		if (!sampling()) /* sampled: unsampled calls leave no record */
+			count(STRAY_CNT_MISSING_ENTRY);
 		return false;
 	}
 	/* A call inside operator new that did not adopt its record. */
@@ -473,7 +503,7 @@ static __always_inline int leave_realloc(void *ctx, const struct stray_inflight 
 	}
 	if (rec->has_old)
 		site_release(tgid, &rec->old);
-	if (ret)
+	if (ret && !rec->unsampled)
 		record_alloc(ctx, tgid, ret, rec->size, rec->fn, 0);
 	return 0;
 }
@@ -700,6 +730,8 @@ static __always_inline int on_unmap(void *ctx, __u64 addr, __u64 len)
 	in = bpf_map_lookup_elem(&inflight, &tid);
 	if (in && !new_waiting(in) && PT_REGS_SP((struct pt_regs *)ctx) <= in->sp)
 		return 0;
+	if (sampling() && !in && sample_inside_skipped(PT_REGS_SP((struct pt_regs *)ctx)))
+		return 0;
 	if (!has_mmap(tgid)) {
 		count(STRAY_CNT_UNMATCHED_UNMAPS);
 		return 0;
@@ -842,6 +874,8 @@ int BPF_URETPROBE(alloc_return, long ret)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct stray_inflight rec;
 
+	if (sampling())
+		sample_on_return(PT_REGS_SP((struct pt_regs *)ctx));
 	if (!leave(ctx, (__u32)pid_tgid, &rec))
 		return 0;
 	/* The outermost call decides how to read the result: a nested call

@@ -199,6 +199,8 @@ struct stray_inflight {
 	__u32 has_old;  /* old block was moved out of the allocs map at entry */
 	__u32 old_pages;/* mremap: old_size in pages; xallocx: its extra (clamped) */
 	struct stray_alloc old; /* realloc's old block, restored if realloc fails */
+	__u32 unsampled;/* --sample: realloc's new block was not sampled */
+	__u32 pad;
 };
 
 struct stray_counters {
@@ -225,6 +227,9 @@ struct stray_follow_event {
 	__u32 parent;
 	__u32 pad;
 };
+/* --sample: exponential draws precomputed by user space (bpf/sample.bpf.h);
+ * a power of two. */
+#define STRAY_SAMPLE_DRAWS 4096
 
 /* ==== timers (bpf/timers.bpf.c, user/timers.c) ==========================
  * Timer leaks: timerfds, POSIX timers, setitimer/alarm and libuv timer

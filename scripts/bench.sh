@@ -1,12 +1,35 @@
 #!/usr/bin/env bash
 # make bench: malloc/free micro-benchmark untraced, at the trap floor (empty
-# programs at stray's own probe sites) and under stray, side by side in one
-# run. Prints ns/op and ratios; never pass/fail on absolute times.
+# programs at stray's own probe sites), under stray (exact, and sampled at
+# 512 KiB) and under a memleak-like bpftrace script, side by side in one
+# run; then a real workload (Debian's sqlite3) untraced and traced. Prints
+# ns/op and ratios; never pass/fail on absolute times.
 set -euo pipefail
 BUILD=${BUILD:-build}
 ITER=${ITER:-300000}
 ROUNDS=${ROUNDS:-3}
+SAMPLE=${SAMPLE:-512K}
+SQLITE_ROUNDS=${SQLITE_ROUNDS:-1}
 bench=$BUILD/bench/malloc_bench
+memleak_bt=tests/bench/memleak.bt
+sqlite_sql=tests/bench/sqlite_workload.sql
+
+# wait_ready FILE: a tracer that prints $READY when attached is waited for
+# (bpftrace compiles its script first); others get a fixed attach time.
+wait_ready() {
+	local t
+	if [[ -z ${READY:-} ]]; then
+		sleep 1.5
+		return
+	fi
+	for ((t = 0; t < 240; t++)); do
+		grep -q "$READY" "$1" && return
+		sleep 0.5
+	done
+	echo "bench: tracer never printed '$READY':" >&2
+	cat "$1" >&2
+	return 1
+}
 
 # run_one TRACER...: start the benchmark, let TRACER attach (it gets the PID
 # as its last argument), release the benchmark, print its ns/op.
@@ -17,9 +40,9 @@ run_one() {
 	pid=$BENCH_PID
 	read -r line <&"${BENCH[0]}"          # "ready"
 	if (($#)); then
-		"$@" "$pid" >/dev/null 2>&1 &
+		"$@" "$pid" >"$out" 2>&1 &
 		tracer_pid=$!
-		sleep 1.5                           # attach time
+		wait_ready "$out"
 	fi
 	kill -USR1 "$pid"
 	read -r line <&"${BENCH[0]}"
@@ -30,24 +53,69 @@ run_one() {
 }
 
 stray_p() { "$BUILD/stray" -p "$1"; }
+sampled_p() { "$BUILD/stray" --sample "$SAMPLE" -p "$1"; }
+# (bpftrace warns that it cannot raise RLIMIT_MEMLOCK: this kernel
+# accounts BPF memory to cgroups, the warning is harmless.)
+bpftrace_p() { bpftrace -p "$1" "$memleak_bt"; }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+modes=(untraced floor stray sampled bpftrace)
 declare -A result
-for mode in untraced floor stray; do
+for mode in "${modes[@]}"; do
 	vals=()
 	for ((i = 0; i < ROUNDS; i++)); do
 		case $mode in
 		untraced) vals+=("$(run_one)") ;;
 		floor) vals+=("$(run_one "$BUILD/bench/trapfloor")") ;;
 		stray) vals+=("$(run_one stray_p)") ;;
+		sampled) vals+=("$(run_one sampled_p)") ;;
+		bpftrace) vals+=("$(READY=ready run_one bpftrace_p)") ;;
 		esac
 	done
 	result[$mode]=$(printf '%s\n' "${vals[@]}" | median)
 done
 
-printf '%-10s %12s %14s %12s\n' mode ns/op x_untraced x_floor
-for mode in untraced floor stray; do
+echo "malloc_bench, $ITER rounds, median of $ROUNDS (sampled: --sample $SAMPLE; bpftrace: $memleak_bt)"
+printf '%-10s %12s %14s %12s %12s\n' mode ns/op x_untraced x_floor x_bpftrace
+for mode in "${modes[@]}"; do
 	awk -v m="$mode" -v v="${result[$mode]}" -v u="${result[untraced]}" -v f="${result[floor]}" \
-		'BEGIN { printf "%-10s %12.1f %14.2f %12.2f\n", m, v, v / u, v / f }'
+		-v b="${result[bpftrace]}" \
+		'BEGIN { printf "%-10s %12.1f %14.2f %12.2f %12.2f\n", m, v, v / u, v / f, v / b }'
+done
+awk -v s="${result[stray]}" -v p="${result[sampled]}" -v b="${result[bpftrace]}" 'BEGIN {
+	printf "stray exact / bpftrace   = %.2f (target <= 0.45)\n", s / b
+	printf "stray sampled / bpftrace = %.2f (target <= 0.30)\n", p / b
+}'
+
+# ---- real workload: sqlite3 (the sum of its statements' times) ----------
+# sqlite3 reads the script with -init, then its stdin (empty) and exits.
+sqlite=$(command -v sqlite3)
+sqlite_cmd=("$sqlite" -init "$sqlite_sql" :memory:)
+sum_run_time() { awk '/^Run Time:/ { s += $4 } END { printf "%.3f\n", s }'; }
+
+sqlite_seconds() {
+	case $1 in
+	untraced) "${sqlite_cmd[@]}" ;;
+	stray) "$BUILD/stray" -- "${sqlite_cmd[@]}" ;;
+	sampled) "$BUILD/stray" --sample "$SAMPLE" -- "${sqlite_cmd[@]}" ;;
+	# bpftrace -c wants one string and a binary path it can resolve uniquely
+	bpftrace) bpftrace -c "${sqlite_cmd[*]}" "$memleak_bt" ;;
+	esac </dev/null 2>/dev/null | sum_run_time
+}
+
+declare -A sq
+for mode in untraced stray sampled bpftrace; do
+	vals=()
+	for ((i = 0; i < SQLITE_ROUNDS; i++)); do
+		vals+=("$(sqlite_seconds "$mode")")
+	done
+	sq[$mode]=$(printf '%s\n' "${vals[@]}" | median)
+done
+echo
+echo "sqlite3 workload ($sqlite_sql), seconds, median of $SQLITE_ROUNDS"
+printf '%-10s %12s %14s %12s\n' mode seconds x_untraced x_bpftrace
+for mode in untraced stray sampled bpftrace; do
+	awk -v m="$mode" -v v="${sq[$mode]}" -v u="${sq[untraced]}" -v b="${sq[bpftrace]}" \
+		'BEGIN { printf "%-10s %12.3f %14.2f %12.2f\n", m, v, v / u, v / b }'
 done

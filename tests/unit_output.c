@@ -158,8 +158,11 @@ Test(json_writer, top_level_and_target)
 
 	cr_assert_eq(text[strlen(text) - 1], '\n', "document must end with a newline");
 	cr_assert_null(strstr(text, "\\/"), "slashes must not be escaped");
-	cr_assert_eq(json_object_object_length(root), 10);
+	cr_assert_eq(json_object_object_length(root), 12);
 	cr_assert_eq(uo_u64(root, "version"), 1);
+	/* exact tracking (no --sample) */
+	cr_assert(!json_object_get_boolean(uo_get(root, "sampled", json_type_boolean)));
+	uo_assert_null(root, "sample_bytes");
 
 	t = uo_get(root, "target", json_type_object);
 	a = uo_get(t, "pids", json_type_array);
@@ -309,13 +312,45 @@ Test(json_writer, heap_and_notes)
 	free(text);
 }
 
+/* --sample: the report says so, and each heap suspect carries its error. */
+Test(json_writer, sampled_report_marks_estimates)
+{
+	struct report_suspect sus[2] = { uo_suspects[0], uo_suspects[1] };
+	struct report r = uo_report();
+	struct json_object *root, *s;
+	char *text;
+
+	sus[0].sampled = true;
+	sus[0].samples = 1600;
+	sus[0].relative_error = 0.025;
+	r.suspects = sus;
+	r.sample_bytes = 524288;
+	text = uo_render_json(&r);
+	root = uo_parse(text);
+	cr_assert(json_object_get_boolean(uo_get(root, "sampled", json_type_boolean)));
+	cr_assert_eq(uo_u64(root, "sample_bytes"), 524288);
+	s = json_object_array_get_idx(uo_get(root, "suspects", json_type_array), 0);
+	cr_assert(json_object_get_boolean(uo_get(s, "sampled", json_type_boolean)));
+	cr_assert_eq(uo_u64(s, "samples"), 1600);
+	cr_assert_float_eq(uo_dbl(s, "relative_error"), 0.025, 1e-12);
+	/* an mmap site is exact even in sampled mode */
+	s = json_object_array_get_idx(uo_get(root, "suspects", json_type_array), 1);
+	cr_assert(!json_object_get_boolean(uo_get(s, "sampled", json_type_boolean)));
+	json_object_put(root);
+	free(text);
+	text = uo_render_text(&r, 0);
+	cr_assert_not_null(strstr(text, "sampled every 524288 bytes"), "%s", text);
+	cr_assert_not_null(strstr(text, "estimated from 1600 samples, relative error 2.5%"), "%s", text);
+	free(text);
+}
+
 Test(json_writer, empty_report_keeps_every_key)
 {
 	struct report r = { .duration_s = 0.5 };
 	char *text = uo_render_json(&r);
 	struct json_object *root = uo_parse(text);
 
-	cr_assert_eq(json_object_object_length(root), 10);
+	cr_assert_eq(json_object_object_length(root), 12);
 	cr_assert_eq(json_object_array_length(uo_get(root, "suspects", json_type_array)), 0);
 	cr_assert_eq(json_object_array_length(
 			     uo_get(uo_get(root, "heap", json_type_object), "samples",

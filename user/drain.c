@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <bpf/bpf.h>
@@ -22,6 +23,10 @@ struct drain {
 	/* the same for anonymous mmap regions, kept apart */
 	uint64_t mmap_bytes, mmap_regions, frozen_mmap_bytes, frozen_mmap_regions;
 	uint64_t counters[DRAIN_CNT_NR];
+	/* --sample: mean bytes between samples (0: exact), and the heap
+	 * totals as estimates, all and from frozen records */
+	uint64_t sample_bytes;
+	struct sample_estimate sampled, frozen_sampled;
 	/* scratch buffers for batch reads, sized for the larger value */
 	void *keys, *values;
 };
@@ -36,6 +41,7 @@ struct drain *drain__new(struct loader *l, size_t max_records)
 	while (index_size < 2 * max_records)
 		index_size <<= 1;
 	d->loader = l;
+	d->sample_bytes = loader__sample_bytes(l);
 	d->max_records = max_records;
 	d->index_mask = index_size - 1;
 	d->records = calloc(max_records, sizeof(*d->records));
@@ -161,21 +167,40 @@ struct sites_pass {
 	void *ctx;
 };
 
+/* A kernel sum of count blocks totalling bytes, as an estimate when they
+ * are samples (--sample, heap sites); as it is otherwise. */
+static void estimate_sum(const struct drain *d, uint32_t kind, int64_t bytes, int64_t count,
+			 int64_t *est_bytes, int64_t *est_count)
+{
+	double b, o;
+
+	if (!d->sample_bytes || kind != STRAY_KIND_HEAP || bytes <= 0 || count <= 0) {
+		*est_bytes = bytes;
+		*est_count = count;
+		return;
+	}
+	sampling__estimate_aggregate(d->sample_bytes, bytes, count, &b, &o);
+	*est_bytes = llround(b);
+	*est_count = llround(o);
+}
+
 static int visit_site(struct drain *d, const void *key, const void *value, void *ctx)
 {
 	const struct stray_site_key *k = key;
 	const struct stray_site *s = value;
 	struct sites_pass *p = ctx;
 
-	(void)d;
 	if (p->pid < 0 || (__u32)p->pid == k->tgid) {
-		struct site_view v = {
-			.pid = k->tgid, .stack_hash = k->stack_hash,
-			.live_bytes = s->live_bytes, .live_count = s->live_count,
-			.alloc_bytes = s->alloc_bytes, .free_bytes = s->free_bytes,
-		};
+		struct site_view v = { .pid = k->tgid, .stack_hash = k->stack_hash };
+		int64_t alloc_bytes, free_bytes, unused;
 
-		p->tracked += s->live_bytes > 0 ? s->live_bytes : 0;
+		estimate_sum(d, s->kind, s->live_bytes, s->live_count, &v.live_bytes, &v.live_count);
+		estimate_sum(d, s->kind, s->alloc_bytes, s->alloc_count, &alloc_bytes, &unused);
+		estimate_sum(d, s->kind, s->free_bytes, s->free_count, &free_bytes, &unused);
+		v.alloc_bytes = alloc_bytes;
+		v.free_bytes = free_bytes;
+
+		p->tracked += v.live_bytes > 0 ? v.live_bytes : 0;
 		if (p->visit)
 			p->visit(&v, p->ctx);
 	}
@@ -240,14 +265,17 @@ static void fill_from_site(struct drain *d, struct site_record *rec)
 {
 	struct stray_site_key key = { .tgid = rec->live.pid, .stack_hash = rec->live.stack_hash };
 	struct stray_site own;
+	int64_t total_bytes, total_allocations, free_bytes, frees;
 
 	if (bpf_map_lookup_elem(loader__sites_fd(d->loader), &key, &own))
 		return; /* depth stays 0: stack lost */
 	rec->depth = own.depth < STRAY_MAX_STACK_DEPTH ? own.depth : STRAY_MAX_STACK_DEPTH;
 	memcpy(rec->ips, own.ips, rec->depth * sizeof(rec->ips[0]));
-	rec->live.total_bytes = own.alloc_bytes;
-	rec->live.total_allocations = own.alloc_count;
-	rec->live.frees = own.free_count;
+	estimate_sum(d, rec->kind, own.alloc_bytes, own.alloc_count, &total_bytes, &total_allocations);
+	estimate_sum(d, rec->kind, own.free_bytes, own.free_count, &free_bytes, &frees);
+	rec->live.total_bytes = total_bytes;
+	rec->live.total_allocations = total_allocations;
+	rec->live.frees = frees;
 }
 
 static struct site_record *record_for(struct drain *d, int pid, uint64_t hash, uint32_t kind)
@@ -286,6 +314,18 @@ struct harvest {
 	struct doomed blocks;
 };
 
+static void add_to_record(const struct drain *d, struct site_record *rec, const struct stray_alloc *a)
+{
+	if (d->sample_bytes && a->kind == STRAY_KIND_HEAP) {
+		sampling__add(&rec->sampled, d->sample_bytes, a->size);
+		rec->live.bytes = llround(rec->sampled.bytes);
+		rec->live.allocations = llround(rec->sampled.objects);
+		return;
+	}
+	rec->live.bytes += a->size;
+	rec->live.allocations++;
+}
+
 static int visit_alloc(struct drain *d, const void *key, const void *value, void *ctx)
 {
 	const struct stray_alloc_key *k = key;
@@ -304,6 +344,10 @@ static int visit_alloc(struct drain *d, const void *key, const void *value, void
 			d->frozen_mmap_bytes += a->size;
 			d->frozen_mmap_regions++;
 		}
+	} else if (d->sample_bytes) {
+		sampling__add(&d->sampled, d->sample_bytes, a->size);
+		if (h->remove)
+			sampling__add(&d->frozen_sampled, d->sample_bytes, a->size);
 	} else {
 		d->outstanding_bytes += a->size;
 		d->outstanding_allocations++;
@@ -317,8 +361,7 @@ static int visit_alloc(struct drain *d, const void *key, const void *value, void
 		if (rec && h->remove)
 			rec->frozen = true;
 		if (rec) {
-			rec->live.bytes += a->size;
-			rec->live.allocations++;
+			add_to_record(d, rec, a);
 			if (a->ts_ns < rec->live.oldest_ts_ns)
 				rec->live.oldest_ts_ns = a->ts_ns;
 		}
@@ -402,6 +445,7 @@ void drain__begin_snapshot(struct drain *d)
 	d->outstanding_allocations = d->frozen_allocations;
 	d->mmap_bytes = d->frozen_mmap_bytes;
 	d->mmap_regions = d->frozen_mmap_regions;
+	d->sampled = d->frozen_sampled;
 }
 
 void drain__outstanding_mmap(const struct drain *d, uint64_t *bytes, uint64_t *regions)
@@ -412,8 +456,8 @@ void drain__outstanding_mmap(const struct drain *d, uint64_t *bytes, uint64_t *r
 
 void drain__outstanding(const struct drain *d, uint64_t *bytes, uint64_t *allocations)
 {
-	*bytes = d->outstanding_bytes;
-	*allocations = d->outstanding_allocations;
+	*bytes = d->sample_bytes ? (uint64_t)llround(d->sampled.bytes) : d->outstanding_bytes;
+	*allocations = d->sample_bytes ? (uint64_t)llround(d->sampled.objects) : d->outstanding_allocations;
 }
 
 const struct site_record *drain__records(const struct drain *d, size_t *n)

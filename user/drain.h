@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include "analysis.h"
 #include "loader.h"
+#include "sampling.h"
 
 struct site_record {
 	struct site_live live;
@@ -20,6 +21,9 @@ struct site_record {
 	uint32_t kind;  /* enum stray_kind: the site's blocks are all of one kind */
 	uint32_t depth; /* 0: stack lost (site reclaimed or sites map full) */
 	uint64_t ips[STRAY_MAX_STACK_DEPTH];
+	/* --sample: the estimate behind live.bytes and live.allocations
+	 * (heap sites; an mmap site is always exact) */
+	struct sample_estimate sampled;
 };
 
 /* A site's state as the per-interval pass sees it. */
@@ -91,7 +95,8 @@ int drain__forget(struct drain *d, int pid);
 int drain__forget_before(struct drain *d, int pid, uint64_t before_ns);
 
 /* Outstanding totals over every harvest so far: heap blocks only (what
- * Valgrind calls "in use"); anonymous mmap regions apart. */
+ * Valgrind calls "in use"); anonymous mmap regions apart. With --sample,
+ * heap figures (here, in the records and in site views) are estimates. */
 void drain__outstanding(const struct drain *d, uint64_t *bytes, uint64_t *allocations);
 void drain__outstanding_mmap(const struct drain *d, uint64_t *bytes, uint64_t *regions);
 

@@ -4,6 +4,7 @@
  * (CI gates, dashboards, the e2e tests): keys and types must not drift.
  *
  *   version, target{pids, command|null, exit_code|null}, window{duration_s},
+ *   sampled, sample_bytes|null (--sample: heap figures are estimates),
  *   totals{allocations, frees, outstanding_bytes, outstanding_allocations,
  *          unmatched_frees, mmap_regions, munmaps, outstanding_mmap_bytes,
  *          outstanding_mmap_regions, unmatched_unmaps, dropped{name: n}},
@@ -14,7 +15,8 @@
  *   suspects[{pid, kind "heap"|"mmap", bytes, allocations, oldest_age_s, total_bytes,
  *             total_allocations, frees, growth_bytes_per_s, trend_p|null,
  *             score, verdict, rank, stack[{address "0x..", module,
- *             function|null, offset|null, file|null, line|null}]}],
+ *             function|null, offset|null, file|null, line|null}],
+ *             with --sample also: sampled, samples, relative_error}],
  *   heap{samples[{t_s, rss_bytes, anon_bytes, tracked_bytes}],
  *        rss_slope_bytes_per_hour, tracked_slope_bytes_per_hour,
  *        trend{rss, anon, tracked: {slope_bytes_per_hour, p|null,
@@ -127,7 +129,7 @@ static struct json_object *build_totals(const struct report *r)
 	return t;
 }
 
-static struct json_object *build_suspect(const struct report_suspect *s)
+static struct json_object *build_suspect(const struct report_suspect *s, bool sampled)
 {
 	struct json_object *o = json_object_new_object();
 
@@ -149,6 +151,10 @@ static struct json_object *build_suspect(const struct report_suspect *s)
 		goto fail;
 	if (json__add(o, "stack", json__stack(s->frames, s->nframes)))
 		goto fail;
+	if (sampled && (json__add(o, "sampled", json_object_new_boolean(s->sampled)) ||
+			json__add_u64(o, "samples", s->samples) ||
+			json__add_float(o, "relative_error", s->relative_error)))
+		goto fail;
 	return o;
 fail:
 	json_object_put(o);
@@ -162,7 +168,7 @@ static struct json_object *build_suspects(const struct report *r)
 	if (!arr)
 		return NULL;
 	for (size_t i = 0; i < r->nsuspects; i++) {
-		if (json__push(arr, build_suspect(&r->suspects[i]))) {
+		if (json__push(arr, build_suspect(&r->suspects[i], r->sample_bytes != 0))) {
 			json_object_put(arr);
 			return NULL;
 		}
@@ -344,6 +350,9 @@ static struct json_object *build_report(const struct report *r)
 	if (json__add(root, "version", json_object_new_int(REPORT_VERSION)) ||
 	    json__add(root, "target", build_target(r)) ||
 	    json__add(root, "window", build_window(r)) ||
+	    json__add(root, "sampled", json_object_new_boolean(r->sample_bytes != 0)) ||
+	    (r->sample_bytes ? json__add_u64(root, "sample_bytes", r->sample_bytes)
+			     : json__add_null(root, "sample_bytes")) ||
 	    json__add(root, "totals", build_totals(r)) ||
 	    json__add(root, "suspects", build_suspects(r)) ||
 	    json__add(root, "heap", build_heap(r)) ||

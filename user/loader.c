@@ -13,13 +13,14 @@
 #include "procfs.h"
 #include "retsites.h"
 #include "scope.h"
+#include "sampling.h"
 #include "stray.skel.h"
 
 _Static_assert(sizeof(struct stray_alloc_key) == 16, "ABI: stray_alloc_key");
 _Static_assert(sizeof(struct stray_site_key) == 16, "ABI: stray_site_key");
 _Static_assert(sizeof(struct stray_alloc) == 32, "ABI: stray_alloc");
 _Static_assert(sizeof(struct stray_site) == 56 + 8 * STRAY_MAX_STACK_DEPTH, "ABI: stray_site");
-_Static_assert(sizeof(struct stray_inflight) == 64 + sizeof(struct stray_alloc), "ABI: stray_inflight");
+_Static_assert(sizeof(struct stray_inflight) == 72 + sizeof(struct stray_alloc), "ABI: stray_inflight");
 _Static_assert(sizeof(struct stray_counters) == 8 * STRAY_CNT_NR, "ABI: stray_counters");
 
 const char *const stray_fn_names[STRAY_FN_COUNT] = {
@@ -136,6 +137,10 @@ struct loader *loader__new(const struct loader_opts *opts, const char **errmsg)
 	bpf_program__set_autoload(l->skel->progs.follow_fork, opts->follow);
 	bpf_program__set_autoload(l->skel->progs.follow_exec, opts->follow);
 	bpf_program__set_autoload(l->skel->progs.follow_exit, opts->follow);
+	l->skel->rodata->sample_bytes = opts->sample_bytes;
+	if (opts->sample_bytes)
+		sampling__fill_draws(opts->sample_bytes, (uint64_t *)l->skel->rodata->sample_draws,
+				     STRAY_SAMPLE_DRAWS);
 	err = size_maps(l->skel, opts);
 	if (err) {
 		*errmsg = "cannot size BPF maps";
@@ -349,6 +354,11 @@ uint32_t loader__max_allocs(const struct loader *l)
 int loader__follow_events_fd(const struct loader *l)
 {
 	return bpf_map__fd(l->skel->maps.follow_events);
+}
+
+uint64_t loader__sample_bytes(const struct loader *l)
+{
+	return l->skel->rodata->sample_bytes;
 }
 
 int allocator__lookup_scope(int pid, bool at_exec, char ***paths, size_t *n)

@@ -18,6 +18,7 @@ struct loader_opts {
 	uint32_t max_sites;    /* call-site map capacity */
 	uint32_t max_targets;  /* processes traced at once */
 	bool follow;           /* load the --follow programs (bpf/follow.bpf.h) */
+	uint64_t sample_bytes; /* --sample: mean bytes between samples, 0: exact */
 };
 
 /* Ret instructions of operator new probed per object (user/retsites.c). */
@@ -76,6 +77,7 @@ uint32_t loader__max_sites(const struct loader *l);
 uint32_t loader__max_allocs(const struct loader *l);
 /* The --follow events ring buffer (valid only with loader_opts.follow). */
 int loader__follow_events_fd(const struct loader *l);
+uint64_t loader__sample_bytes(const struct loader *l); /* 0: exact tracking */
 
 /*
  * Which objects define the allocator functions for process pid.

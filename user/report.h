@@ -43,6 +43,10 @@ struct report_suspect {
 	int rank;                  /* 1 = highest score */
 	size_t nframes;
 	struct report_frame *frames; /* frames[0]: the allocator's caller */
+	/* --sample: bytes, allocations, totals and frees are estimates */
+	bool sampled;
+	uint64_t samples;      /* outstanding blocks sampled */
+	double relative_error; /* standard error of bytes / bytes */
 };
 
 /* The robust trend of one heap series. */
@@ -142,6 +146,8 @@ struct report {
 	 * before attach are not reported") */
 	size_t nnotes;
 	const char *const *notes;
+	/* --sample: mean bytes between samples; 0: exact tracking */
+	uint64_t sample_bytes;
 };
 
 #endif /* STRAY_REPORT_H */

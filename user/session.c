@@ -478,7 +478,7 @@ struct report_build {
 	struct report_frame *timer_frames;
 	struct itimer_state *itimer_states;
 	struct report_itimer *itimers;
-	const char *notes[6];
+	const char *notes[7];
 };
 
 static size_t timer_drops(struct session *s, struct report_counter *out)
@@ -569,6 +569,16 @@ static size_t stack_frames(struct session *s, int pid, const uint64_t *ips, uint
 	return n;
 }
 
+/* --sample: how good the estimate of a heap site is (mmap sites are exact). */
+static void fill_sampling(const struct session *s, const struct site_record *rec, struct report_suspect *out)
+{
+	if (!s->opts->sample_bytes || rec->kind != STRAY_KIND_HEAP)
+		return;
+	out->sampled = true;
+	out->samples = rec->sampled.samples;
+	out->relative_error = sampling__relative_error(&rec->sampled);
+}
+
 static int build_suspects(struct session *s, struct report_build *b)
 {
 	size_t nrec, nsus, nframes = 0, f = 0;
@@ -603,6 +613,7 @@ static int build_suspects(struct session *s, struct report_build *b)
 		out->total_bytes = site->total_bytes;
 		out->total_allocations = site->total_allocations;
 		out->frees = site->frees;
+		fill_sampling(s, rec, out);
 		monitor__assess_suspect(s->monitor, site, window_s(s), s->end_ns, window_ended_by_exit(s), out);
 		out->frames = &b->frames[f];
 		out->nframes = stack_frames(s, site->pid, rec->ips, rec->depth, out->frames);
@@ -633,6 +644,9 @@ static void fill_notes(struct session *s, struct report_build *b)
 				"(totals.untracked_bytes bytes) were not tracked and are missing from the "
 				"outstanding figures and suspects; frees of them count as unmatched_frees; "
 				"raise --max-allocs";
+	if (s->opts->sample_bytes)
+		b->notes[n++] = "--sample: heap bytes and counts are estimates from sampled blocks; "
+				"allocations and frees in totals count samples; mmap regions are exact";
 	b->r.notes = b->notes;
 	b->r.nnotes = n;
 }
@@ -699,6 +713,7 @@ static int build_report(struct session *s, struct report_build *b)
 	fill_counters(s, b, kc);
 	monitor__fill_report(s->monitor, &b->r);
 	fill_notes(s, b);
+	b->r.sample_bytes = s->opts->sample_bytes;
 	err = build_timers(s, b);
 	return err ? err : build_suspects(s, b);
 }
@@ -866,6 +881,7 @@ static int session_open(struct session *s, const struct session_opts *opts)
 		.max_sites = opts->max_sites,
 		.max_targets = opts->max_procs,
 		.follow = opts->follow && opts->pid,
+		.sample_bytes = opts->sample_bytes,
 	};
 	struct monitor_opts mo = {
 		.growth_alert_bytes_per_hour = opts->growth_alert_bph,

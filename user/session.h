@@ -32,6 +32,7 @@ struct session_opts {
 	bool fail_on_leak;          /* --fail-on-leak: exit 3 on a "leak" verdict */
 	bool no_timers;             /* --no-timers */
 	bool follow;                /* --follow: -p mode traces the target's children too */
+	uint64_t sample_bytes;      /* --sample: mean bytes between samples, 0: exact */
 };
 
 /* Exit status of stray when --fail-on-leak finds a suspect with verdict "leak". */

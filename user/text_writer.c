@@ -67,6 +67,9 @@ static void print_header(const struct report *r, FILE *out)
 	if (r->has_exit_code)
 		fprintf(out, ", exit code %d", r->exit_code);
 	fputc('\n', out);
+	if (r->sample_bytes)
+		fprintf(out, "sampled every %" PRIu64 " bytes on average: heap bytes and counts are "
+			"estimates\n", r->sample_bytes);
 }
 
 static void print_frame(const struct report_frame *f, size_t idx, FILE *out)
@@ -99,6 +102,9 @@ static void print_suspect(const struct report_suspect *s, FILE *out)
 		" %s, %" PRIu64 " %s)\n",
 		mmap ? "[mmap] " : "", s->bytes, s->allocations, mmap ? "mapped regions" : "allocations", s->pid, s->oldest_age_s, s->total_bytes,
 		s->total_allocations, mmap ? "mappings" : "allocations", s->frees, mmap ? "unmaps" : "frees");
+	if (s->sampled)
+		fprintf(out, "  estimated from %" PRIu64 " samples, relative error %.1f%%\n", s->samples,
+			100 * s->relative_error);
 	if (s->verdict && isnan(s->trend_p))
 		fprintf(out, "  verdict: %s (rank %d, score %.1f)\n", s->verdict, s->rank, s->score);
 	else if (s->verdict)
