@@ -90,4 +90,9 @@ void e2e_sleep_s(double s);
 json_object *e2e_member(json_object *obj, const char *key);
 double e2e_number(json_object *obj, const char *key);
 
+/* Block until stray (started by e2e_stray_start with -v) logs that its
+ * probes are on, so what the caller does next lands in the window rather
+ * than during set-up. */
+void e2e_wait_attached(struct e2e_run *r, pid_t stray);
+
 #endif /* STRAY_COMMON_E2E_H */
