@@ -6,6 +6,8 @@
  * --run-libc-freeres=no: stray does not make glibc free its internals at
  * exit either. Fixtures avoid pvalloc (valgrind 3.19 aborts on it) and
  * realloc(p, 0) (valgrind 3.19 does not free there as glibc does).
+ * Fixtures first, then Debian's own programs (an interpreter, a database,
+ * a compressor, C++), in run mode and, further down, in attach mode.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -344,8 +346,7 @@ static void fix_perl_hash_seed(void)
 
 /*
  * An interpreter: Debian's own python3 (by its path, never a pyenv shim).
- * The
- * imports load extension modules from lib-dynload (_decimal with libmpdec,
+ * The imports dlopen extension modules from lib-dynload (_json, _decimal,
  * _bz2 with libbz2): ld.so's allocations for dlopen are compared too.
  */
 Test(e2e_valgrind, python3)
