@@ -12,7 +12,7 @@ LIBBPF_A    ?= $(firstword $(wildcard /usr/lib/$(shell $(CC) -print-multiarch)/l
 CFLAGS      ?= -O2 -g
 WARN        := -Wall -Wextra -Werror
 CPPFLAGS    += -I$(BUILD) -Ibpf -Iuser -D_GNU_SOURCE
-LDLIBS      += $(LIBBPF_A) -ldw -lelf -lz -ljson-c -lcap -lstdc++ -lm
+LDLIBS      += $(LIBBPF_A) -ldw -lelf -lz -ljson-c -lcap -lcapstone -lstdc++ -lm
 BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ivmlinux/$(ARCH) -Ibpf -Wall -Werror
 
 BPF_SRCS    := $(wildcard bpf/*.bpf.c)

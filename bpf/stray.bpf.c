@@ -140,6 +140,11 @@ static __always_inline struct stray_site *site_of_current_stack(void *ctx, __u32
 		n = 0;
 	}
 	if (ret_slot && !bpf_probe_read_user(&ret_addr, sizeof(ret_addr), (void *)ret_slot) && ret_addr) {
+		/* At some probe sites (a push %rbp, where stray's probe
+		 * placement may put it) the kernel puts the return address
+		 * in the stack itself, after the current ip: skip the ip. */
+		if (n >= 2 * (long)sizeof(__u64) && s->ips[1] == ret_addr)
+			n = bpf_get_stack(ctx, s->ips, sizeof(s->ips), BPF_F_USER_STACK | 1);
 		s->ips[0] = ret_addr;
 		if (n < (long)sizeof(__u64))
 			n = sizeof(__u64);

@@ -10,6 +10,7 @@
 #include <bpf/libbpf.h>
 #include "elfsym.h"
 #include "loader.h"
+#include "placement.h"
 #include "procfs.h"
 #include "stray.skel.h"
 
@@ -55,6 +56,19 @@ const char *const stray_fn_names[STRAY_FN_COUNT] = {
 	[STRAY_FN_MMAP] = "mmap",
 	[STRAY_FN_MUNMAP] = "munmap",
 	[STRAY_FN_MREMAP] = "mremap",
+};
+
+/* How many System V argument registers alloc_entry (bpf/stray.bpf.c) reads
+ * for each function: they must still hold the arguments where the probe
+ * goes (user/placement.h). */
+static const uint8_t stray_fn_nargs[STRAY_FN_COUNT] = {
+	[STRAY_FN_MALLOC] = 1, [STRAY_FN_CALLOC] = 2, [STRAY_FN_REALLOC] = 2,
+	[STRAY_FN_REALLOCARRAY] = 3, [STRAY_FN_FREE] = 1, [STRAY_FN_POSIX_MEMALIGN] = 3,
+	[STRAY_FN_ALIGNED_ALLOC] = 2, [STRAY_FN_MEMALIGN] = 2, [STRAY_FN_VALLOC] = 1,
+	[STRAY_FN_PVALLOC] = 1,
+	[STRAY_FN_NEW ... STRAY_FN_NEW_ARRAY_ALIGNED_NOTHROW] = 1,
+	[STRAY_FN_DELETE ... STRAY_FN_DELETE_ARRAY_ALIGNED_NOTHROW] = 1,
+	[STRAY_FN_MMAP] = 4, [STRAY_FN_MUNMAP] = 2, [STRAY_FN_MREMAP] = 4,
 };
 
 /* An object already probed in a target, identified by inode so that two
@@ -209,7 +223,7 @@ size_t alloc_object__sites(const struct alloc_object *o, bool entries,
 			alias |= o->found[i] && o->offsets[i] == o->offsets[fn];
 		if (!o->found[fn] || alias || (!entries && !has_return_probe(fn)))
 			continue;
-		offsets[n] = o->offsets[fn];
+		offsets[n] = o->probe_offsets[fn];
 		fns[n++] = fn;
 	}
 	return n;
@@ -326,6 +340,25 @@ int allocator__lookup_scope(int pid, bool at_exec, char ***paths, size_t *n)
 	return 0;
 }
 
+/* Where fn's probes go in o. The entry and return probes of a function
+ * share the offset (one trap for both); placement keeps [rsp] the return
+ * address there. Any failure leaves the probe at the entry. */
+static void place_probe(struct alloc_object *o, int fn)
+{
+	struct placement p;
+
+	if (placement__disabled()) {
+		o->probe_offsets[fn] = o->offsets[fn];
+		o->probe_skipped[fn] = 0;
+		o->probe_why[fn] = "placement disabled (STRAY_PLACEMENT=entry)";
+		return;
+	}
+	placement__in_file(o->path, o->offsets[fn], stray_fn_nargs[fn], &p);
+	o->probe_offsets[fn] = p.offset;
+	o->probe_skipped[fn] = p.skipped;
+	o->probe_why[fn] = p.why;
+}
+
 /* Give fn to object path at offset, creating the object entry if needed. */
 static int assign(struct allocator *a, const char *path, int fn, uint64_t offset)
 {
@@ -343,6 +376,7 @@ static int assign(struct allocator *a, const char *path, int fn, uint64_t offset
 	}
 	o->offsets[fn] = offset;
 	o->found[fn] = true;
+	place_probe(o, fn);
 	return 0;
 }
 

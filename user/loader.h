@@ -24,6 +24,11 @@ struct alloc_object {
 	char *path; /* opened by the kernel, e.g. /proc/PID/root/usr/lib/libc.so.6 */
 	uint64_t offsets[STRAY_FN_COUNT];
 	bool found[STRAY_FN_COUNT];
+	/* Where each function's probes go: its entry or an instruction the
+	 * kernel emulates a few instructions in (user/placement.h), and why. */
+	uint64_t probe_offsets[STRAY_FN_COUNT];
+	uint8_t probe_skipped[STRAY_FN_COUNT];
+	const char *probe_why[STRAY_FN_COUNT];
 };
 
 /* The allocator of one process: each function's defining object. */
@@ -37,7 +42,8 @@ struct allocator {
  * (enum stray_fn) at each, in enum order. Aliases (glibc's memalign and
  * aligned_alloc are one function) appear once, or each call would be seen
  * twice. entries: every function (entry probes); otherwise only those with
- * a return probe (neither free nor operator new). Arrays hold
+ * a return probe (neither free nor operator new). offsets are the probe
+ * offsets (probe_offsets), aliases are told by their entries. Arrays hold
  * STRAY_FN_COUNT entries; returns the count.
  */
 size_t alloc_object__sites(const struct alloc_object *o, bool entries,

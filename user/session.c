@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
+#include <inttypes.h>
 #include <malloc.h>
 #include <poll.h>
 #include <signal.h>
@@ -109,6 +110,16 @@ static void snapshot_maps(struct session *s, int pid)
 	free(maps);
 }
 
+/* -v: where each function's probe went (user/placement.h). */
+static void log_placement(const struct session *s, int pid, const struct alloc_object *o)
+{
+	for (int fn = 0; fn < STRAY_FN_COUNT; fn++)
+		if (o->found[fn])
+			logv(s, "pid %d: %s: probe at +0x%" PRIx64 " of entry 0x%" PRIx64 " (%u skipped: %s)",
+			     pid, stray_fn_names[fn], o->probe_offsets[fn] - o->offsets[fn], o->offsets[fn],
+			     o->probe_skipped[fn], o->probe_why[fn]);
+}
+
 static int attach(struct session *s, int pid, bool at_exec)
 {
 	struct allocator alloc;
@@ -120,8 +131,10 @@ static int attach(struct session *s, int pid, bool at_exec)
 	err = track_pid(s, pid);
 	if (!err)
 		err = loader__attach(s->loader, pid, &alloc);
-	for (size_t i = 0; i < alloc.nobjects && !err; i++)
+	for (size_t i = 0; i < alloc.nobjects && !err; i++) {
 		logv(s, "pid %d: probes on %s", pid, alloc.objects[i].path);
+		log_placement(s, pid, &alloc.objects[i]);
+	}
 	allocator__clear(&alloc);
 	if (err)
 		return err;
