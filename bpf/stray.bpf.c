@@ -10,6 +10,7 @@
 #include <bpf/bpf_core_read.h>
 #include "stray.h"
 #include "stack.bpf.h"
+#include "fpwalk.bpf.h"
 
 #define EEXIST 17
 #define MAP_SHARED_F 0x01
@@ -134,7 +135,10 @@ static __always_inline struct stray_site *site_of_current_stack(void *ctx, __u32
 	s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
 		return NULL;
-	n = bpf_get_stack(ctx, s->ips, sizeof(s->ips), BPF_F_USER_STACK);
+	/* At a return probe, the frame walk of fpwalk.bpf.h (cheaper); at an
+	 * entry, the kernel's, which knows about probes at entry points. */
+	n = ret_slot ? bpf_get_stack(ctx, s->ips, sizeof(s->ips), BPF_F_USER_STACK) :
+		       walk_user_stack(ctx, s->ips);
 	if (n < 0) {
 		count(STRAY_CNT_STACK_ERRORS);
 		n = 0;

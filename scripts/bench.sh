@@ -30,24 +30,34 @@ run_one() {
 }
 
 stray_p() { "$BUILD/stray" -p "$1"; }
+# Probe placement off: every probe at its function's entry (user/placement.h).
+floor_entry() { STRAY_PLACEMENT=entry "$BUILD/bench/trapfloor" "$1"; }
+stray_entry() { STRAY_PLACEMENT=entry "$BUILD/stray" -p "$1"; }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A result
-for mode in untraced floor stray; do
+modes=(untraced floor floor_entry stray stray_entry)
+for mode in "${modes[@]}"; do
 	vals=()
 	for ((i = 0; i < ROUNDS; i++)); do
 		case $mode in
 		untraced) vals+=("$(run_one)") ;;
 		floor) vals+=("$(run_one "$BUILD/bench/trapfloor")") ;;
 		stray) vals+=("$(run_one stray_p)") ;;
+		floor_entry) vals+=("$(run_one floor_entry)") ;;
+		stray_entry) vals+=("$(run_one stray_entry)") ;;
 		esac
 	done
 	result[$mode]=$(printf '%s\n' "${vals[@]}" | median)
 done
 
-printf '%-10s %12s %14s %12s\n' mode ns/op x_untraced x_floor
-for mode in untraced floor stray; do
+printf '%-12s %12s %14s %12s\n' mode ns/op x_untraced x_floor
+for mode in "${modes[@]}"; do
 	awk -v m="$mode" -v v="${result[$mode]}" -v u="${result[untraced]}" -v f="${result[floor]}" \
-		'BEGIN { printf "%-10s %12.1f %14.2f %12.2f\n", m, v, v / u, v / f }'
+		'BEGIN { printf "%-12s %12.1f %14.2f %12.2f\n", m, v, v / u, v / f }'
 done
+# Placement gain: the same probes at function entries vs where placement
+# put them (floor_entry / floor), for the trap floor and for stray.
+awk -v fe="${result[floor_entry]}" -v f="${result[floor]}" -v se="${result[stray_entry]}" \
+	-v s="${result[stray]}" 'BEGIN { printf "placement gain: floor %.2fx, stray %.2fx\n", fe / f, se / s }'

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The user stack by frame pointers, walked in BPF. It reads what
+ * bpf_get_stack(BPF_F_USER_STACK) reads on x86-64 (the kernel's
+ * perf_callchain_user: the current ip, then each frame's return address
+ * following saved %rbp), but stops where the chain stops climbing: the
+ * kernel follows it until a read fails or the depth is reached, which in a
+ * program built without frame pointers means up to 64 reads of junk per
+ * allocation, most of stray's per-trap work in a return probe.
+ */
+#ifndef STRAY_FPWALK_BPF_H
+#define STRAY_FPWALK_BPF_H
+
+#include "stray.h"
+
+struct user_frame {
+	__u64 next; /* caller's saved %rbp */
+	__u64 ret;  /* return address into the caller */
+};
+
+/* Fill ips (STRAY_MAX_STACK_DEPTH entries) from regs; returns the bytes
+ * filled, like bpf_get_stack. */
+static __always_inline long walk_user_stack(struct pt_regs *regs, __u64 *ips)
+{
+	__u64 fp = PT_REGS_FP(regs);
+	struct user_frame f;
+	long n = 1;
+
+	ips[0] = PT_REGS_IP(regs);
+	for (int i = 1; i < STRAY_MAX_STACK_DEPTH; i++) {
+		if ((fp & 7) || bpf_probe_read_user(&f, sizeof(f), (void *)fp))
+			break;
+		ips[i] = f.ret;
+		n = i + 1;
+		/* Callers' frames lie above: a chain that does not climb is
+		 * not a frame chain (code built without frame pointers uses
+		 * %rbp for data), and following it only adds junk frames. */
+		if (f.next <= fp)
+			break;
+		fp = f.next;
+	}
+	return n * sizeof(__u64);
+}
+
+#endif /* STRAY_FPWALK_BPF_H */
