@@ -33,6 +33,9 @@ FIXTURE_CXX_SRCS := $(wildcard tests/fixtures/*.cpp)
 FIXTURES    := $(patsubst tests/fixtures/%.c,$(BUILD)/fixtures/%,$(FIXTURE_SRCS)) \
 	       $(patsubst tests/fixtures/%.cpp,$(BUILD)/fixtures/%,$(FIXTURE_CXX_SRCS)) \
 	       $(patsubst tests/fixtures/%.cpp,$(BUILD)/fixtures/%-static,$(FIXTURE_CXX_SRCS))
+# The attach-cost fixture (manylibs) dlopens 50 tiny generated libraries.
+TINY_LIBS   := $(foreach i,$(shell seq 1 50),$(BUILD)/fixtures/tiny/libtiny$(i).so)
+FIXTURES    += $(TINY_LIBS)
 # Fixtures keep frame pointers and stay unoptimised so every leak site is a
 # distinct, predictable frame.
 FIXTURE_CFLAGS := -O0 -g -fno-omit-frame-pointer -fno-inline -Wall -Wextra -Werror -pthread
@@ -76,6 +79,12 @@ $(BUILD)/stray-asan: $(ASAN_OBJS)
 
 $(BUILD)/fixtures/%: tests/fixtures/%.c | $(BUILD)/fixtures
 	$(CC) $(FIXTURE_CFLAGS) -o $@ $< $(if $(filter %_lib,$*),,-ldl)
+
+$(BUILD)/fixtures/tiny:
+	mkdir -p $@
+
+$(BUILD)/fixtures/tiny/libtiny%.so: tests/fixtures/tiny/tinylib.c | $(BUILD)/fixtures/tiny
+	$(CC) $(FIXTURE_CFLAGS) -shared -fPIC -DTINY_ID=$* -o $@ $<
 
 # C++ fixtures, with the same flags; each is also linked statically, where
 # operator new and malloc are defined in the executable itself.

@@ -841,6 +841,7 @@ int session__run(const struct session_opts *opts)
 {
 	struct session *s = calloc(1, sizeof(*s));
 	int sfd = -1, pidfd = -1, status = 1;
+	uint64_t open_ns = now_ns();
 	bool leak = false;
 	sigset_t mask;
 
@@ -856,6 +857,8 @@ int session__run(const struct session_opts *opts)
 	if (session_open(s, opts) || start_targets(s, &pidfd))
 		goto out;
 	s->start_ns = s->last_report_ns = now_ns();
+	if (opts->pid) /* the attach cost, BPF load included (issue 7) */
+		logv(s, "attached to pid %d: %.1f ms after start", opts->pid, (s->start_ns - open_ns) / 1e6);
 	if (event_loop(s, sfd, pidfd) || s->failed)
 		goto out;
 	finish_window(s);
