@@ -139,7 +139,7 @@ $(BUILD)/bench/trapfloor: tests/bench/trapfloor.c $(LIB_OBJS) | $(BUILD)/bench
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
 # Benchmarks are not tests: they print ratios measured in one run.
-bench: $(BUILD)/stray $(BUILD)/bench/malloc_bench $(BUILD)/bench/trapfloor
+bench: $(BUILD)/stray $(BUILD)/bench/malloc_bench $(BUILD)/bench/trapfloor $(BUILD)/fixtures/manylibs $(TINY_LIBS)
 	BUILD=$(BUILD) ./scripts/bench.sh
 
 # Soak (not a test): stray --watch for 30 minutes, its RSS must stay flat.

@@ -61,3 +61,19 @@ done
 # put them (floor_entry / floor), for the trap floor and for stray.
 awk -v fe="${result[floor_entry]}" -v f="${result[floor]}" -v se="${result[stray_entry]}" \
 	-v s="${result[stray]}" 'BEGIN { printf "placement gain: floor %.2fx, stray %.2fx\n", fe / f, se / s }'
+
+# Attach cost: stray start to "attached" (BPF load included) on a process
+# with 100 threads and 50 dlopened libraries; median of ROUNDS.
+attach_ms() {
+	local pid ms
+	"$BUILD/fixtures/manylibs" >/dev/null &
+	pid=$!
+	sleep 1
+	ms=$("$BUILD/stray" -v -p "$pid" -d 0.2 2>&1 >/dev/null | sed -n 's/.*attached to pid [0-9]*: \([0-9.]*\) ms.*/\1/p')
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	echo "$ms"
+}
+vals=()
+for ((i = 0; i < ROUNDS; i++)); do vals+=("$(attach_ms)"); done
+printf 'attach, 100 threads + 50 libraries: %s ms (median of %d)\n' "$(printf '%s\n' "${vals[@]}" | median)" "$ROUNDS"
