@@ -123,6 +123,14 @@ bpf-test: $(BUILD)/tests/bpf
 e2e-test: $(BUILD)/stray $(BUILD)/stray-asan $(BUILD)/tests/e2e $(FIXTURES)
 	STRAY=$(abspath $(BUILD)/stray) STRAY_ASAN=$(abspath $(BUILD)/stray-asan) \
 		FIXTURES=$(abspath $(BUILD)/fixtures) $(BUILD)/tests/e2e -j1
+	# The exactness subset again under each forced fallback attach mode
+	# (user/attach_mode.h; the default is the best the kernel has).
+	for mode in multi classic; do \
+		STRAY_ATTACH=$$mode STRAY=$(abspath $(BUILD)/stray) FIXTURES=$(abspath $(BUILD)/fixtures) \
+			$(BUILD)/tests/e2e -j1 --filter '$(E2E_MODE_SUBSET)' || exit 1; \
+	done
+
+E2E_MODE_SUBSET := @(e2e_exact|e2e_cxx|e2e_mmap|e2e_fork|e2e_probes)/*
 
 test: unit-test bpf-test e2e-test
 

@@ -327,6 +327,9 @@ static __always_inline bool new_waiting(const struct stray_inflight *in)
  * at the same stack pointer, never shallower. Inside operator new, the
  * first plain allocator call adopts new's record (its size and site); a
  * nested operator new (new[] tail-jumps into new) leaves it alone.
+ * Returns 1 when this call's return must be seen (it holds or chains onto
+ * the thread's record), 0 when its return changes nothing: a session
+ * program then skips the return probe altogether.
  */
 static __always_inline int enter_aux(void *ctx, __u32 fn, __u64 size, __u64 ptr_arg, enum entry_action action,
 				     __u32 aux)
@@ -347,6 +350,7 @@ static __always_inline int enter_aux(void *ctx, __u32 fn, __u64 size, __u64 ptr_
 				in->sp = sp;
 				in->fn = fn;
 				in->ptr_arg = ptr_arg;
+				return 1;
 			}
 			/* Anything else inside operator new (a new_handler
 			 * deleting a reserve) is not new's block: a delete
@@ -356,7 +360,7 @@ static __always_inline int enter_aux(void *ctx, __u32 fn, __u64 size, __u64 ptr_
 	} else if (in && sp <= in->sp) {
 		if (sp == in->sp)
 			in->chained++;
-		return 0;
+		return sp == in->sp;
 	}
 	if (in) {
 		count(STRAY_CNT_STALE_INFLIGHT);
@@ -387,8 +391,9 @@ static __always_inline int enter_aux(void *ctx, __u32 fn, __u64 size, __u64 ptr_
 		count(STRAY_CNT_INFLIGHT_FULL);
 		if (rec.has_old)
 			restore_alloc(tgid, ptr_arg, &rec.old);
+		return 0;
 	}
-	return 0;
+	return action != ENTRY_NEW; /* operator new has no return probe */
 }
 
 static __always_inline int enter(void *ctx, __u32 fn, __u64 size, __u64 ptr_arg, enum entry_action action)
@@ -751,8 +756,9 @@ static __always_inline int leave_mremap(void *ctx, const struct stray_inflight *
  * grace period, so detaching 19 classic links took 1.8 s on this kernel.
  * (C++ adds 20 more functions per object.)
  */
-SEC("uprobe.multi")
-int BPF_UPROBE(alloc_entry)
+/* The entry of every allocator function; returns 1 when the call's
+ * return must be seen (enter_aux). */
+static __always_inline int on_alloc_entry(struct pt_regs *ctx)
 {
 	__u64 a1 = PT_REGS_PARM1(ctx), a2 = PT_REGS_PARM2(ctx), a3 = PT_REGS_PARM3(ctx);
 
@@ -821,10 +827,10 @@ int BPF_UPROBE(alloc_entry)
 	return 0;
 }
 
-SEC("uretprobe.multi")
-int BPF_URETPROBE(alloc_return, long ret)
+static __always_inline int on_alloc_return(struct pt_regs *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	long ret = PT_REGS_RC(ctx);
 	struct stray_inflight rec;
 
 	if (!leave(ctx, (__u32)pid_tgid, &rec))
@@ -846,6 +852,50 @@ int BPF_URETPROBE(alloc_return, long ret)
 	default:
 		return leave_alloc(ctx, &rec, ret);
 	}
+}
+
+SEC("uprobe.multi")
+int BPF_UPROBE(alloc_entry)
+{
+	on_alloc_entry(ctx);
+	return 0;
+}
+
+SEC("uretprobe.multi")
+int BPF_URETPROBE(alloc_return)
+{
+	return on_alloc_return(ctx);
+}
+
+/*
+ * Attach-mode fallbacks and upgrades (user/attach_mode.h), each loaded only
+ * when chosen. Classic perf-event uprobes, one link per function, where
+ * the kernel has no uprobe_multi links (before 6.6); the cookie is the
+ * same.
+ */
+SEC("uprobe")
+int BPF_UPROBE(alloc_entry_classic)
+{
+	on_alloc_entry(ctx);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_URETPROBE(alloc_return_classic)
+{
+	return on_alloc_return(ctx);
+}
+
+/* A uprobe session (kernel 6.13+; user space loads it with expected attach
+ * type BPF_TRACE_UPROBE_SESSION): one program for entry and return, and the
+ * return probe runs only when the entry returns 0, so free, operator new
+ * and nested calls cost no return trap. */
+SEC("uprobe.multi")
+int BPF_UPROBE(alloc_session)
+{
+	if (bpf_session_is_return())
+		return on_alloc_return(ctx);
+	return on_alloc_entry(ctx) ? 0 : 1;
 }
 
 /* A thread that dies inside an allocator call never returns from it: drop

@@ -33,11 +33,14 @@ stray_p() { "$BUILD/stray" -p "$1"; }
 # Probe placement off: every probe at its function's entry (user/placement.h).
 floor_entry() { STRAY_PLACEMENT=entry "$BUILD/bench/trapfloor" "$1"; }
 stray_entry() { STRAY_PLACEMENT=entry "$BUILD/stray" -p "$1"; }
+# Attach modes (user/attach_mode.h): stray picks the best; these force one.
+stray_multi() { STRAY_ATTACH=multi "$BUILD/stray" -p "$1"; }
+stray_classic() { STRAY_ATTACH=classic "$BUILD/stray" -p "$1"; }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A result
-modes=(untraced floor floor_entry stray stray_entry)
+modes=(untraced floor floor_entry stray stray_entry stray_multi stray_classic)
 for mode in "${modes[@]}"; do
 	vals=()
 	for ((i = 0; i < ROUNDS; i++)); do
@@ -47,15 +50,17 @@ for mode in "${modes[@]}"; do
 		stray) vals+=("$(run_one stray_p)") ;;
 		floor_entry) vals+=("$(run_one floor_entry)") ;;
 		stray_entry) vals+=("$(run_one stray_entry)") ;;
+		stray_multi) vals+=("$(run_one stray_multi)") ;;
+		stray_classic) vals+=("$(run_one stray_classic)") ;;
 		esac
 	done
 	result[$mode]=$(printf '%s\n' "${vals[@]}" | median)
 done
 
-printf '%-12s %12s %14s %12s\n' mode ns/op x_untraced x_floor
+printf '%-14s %12s %14s %12s\n' mode ns/op x_untraced x_floor
 for mode in "${modes[@]}"; do
 	awk -v m="$mode" -v v="${result[$mode]}" -v u="${result[untraced]}" -v f="${result[floor]}" \
-		'BEGIN { printf "%-12s %12.1f %14.2f %12.2f\n", m, v, v / u, v / f }'
+		'BEGIN { printf "%-14s %12.1f %14.2f %12.2f\n", m, v, v / u, v / f }'
 done
 # Placement gain: the same probes at function entries vs where placement
 # put them (floor_entry / floor), for the trap floor and for stray.

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "attach_mode.h"
 #include "elfsym.h"
 #include "loader.h"
 #include "placement.h"
@@ -81,13 +82,17 @@ struct attached_object {
 struct target {
 	int pid; /* 0: free slot */
 	size_t nlinks;
-	struct bpf_link *links[2 * 2 * STRAY_FN_COUNT]; /* entry + return per object */
+	/* entry + return per object, or per function in classic mode */
+	struct bpf_link *links[2 * 2 * STRAY_FN_COUNT];
+	size_t nsessions;
+	int sessions[2 * STRAY_FN_COUNT]; /* session link fds, one per object */
 	size_t nobjects;
 	struct attached_object objects[2 * STRAY_FN_COUNT];
 };
 
 struct loader {
 	struct stray_bpf *skel;
+	enum attach_mode mode;
 	uint32_t max_targets;
 	struct target *targets;
 };
@@ -103,6 +108,31 @@ static int size_maps(struct stray_bpf *skel, const struct loader_opts *opts)
 	if (opts->max_targets)
 		err = err ?: bpf_map__set_max_entries(skel->maps.targets, opts->max_targets);
 	return err;
+}
+
+/* Load only the programs of mode: each costs verification time, and the
+ * session program would not even load with another expected attach type.
+ * None is attached by the skeleton: they go per target and object. */
+static void select_programs(struct stray_bpf *skel, enum attach_mode mode)
+{
+	struct {
+		struct bpf_program *prog;
+		enum attach_mode mode;
+	} progs[] = {
+		{ skel->progs.alloc_entry, ATTACH_MULTI },
+		{ skel->progs.alloc_return, ATTACH_MULTI },
+		{ skel->progs.alloc_entry_classic, ATTACH_CLASSIC },
+		{ skel->progs.alloc_return_classic, ATTACH_CLASSIC },
+		{ skel->progs.alloc_session, ATTACH_SESSION },
+	};
+
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+		bpf_program__set_autoload(progs[i].prog, progs[i].mode == mode);
+		bpf_program__set_autoattach(progs[i].prog, false);
+	}
+	if (mode == ATTACH_SESSION)
+		bpf_program__set_expected_attach_type(skel->progs.alloc_session,
+						      (enum bpf_attach_type)STRAY_BPF_TRACE_UPROBE_SESSION);
 }
 
 struct loader *loader__new(const struct loader_opts *opts, const char **errmsg)
@@ -126,6 +156,13 @@ struct loader *loader__new(const struct loader_opts *opts, const char **errmsg)
 		goto fail;
 	}
 	l->skel->rodata->page_size = sysconf(_SC_PAGESIZE);
+	err = attach_mode__choose(&l->mode);
+	if (err) {
+		*errmsg = err == -EINVAL ? "STRAY_ATTACH is none of session, multi, classic"
+					 : "the attach mode forced by STRAY_ATTACH";
+		goto fail;
+	}
+	select_programs(l->skel, l->mode);
 	err = size_maps(l->skel, opts);
 	if (err) {
 		*errmsg = "cannot size BPF maps";
@@ -155,6 +192,8 @@ static void target_release(struct target *t)
 	 * call is left with an in-flight record and no return. */
 	for (size_t i = t->nlinks; i-- > 0;)
 		bpf_link__destroy(t->links[i]);
+	for (size_t i = 0; i < t->nsessions; i++)
+		close(t->sessions[i]);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -202,6 +241,40 @@ static int attach_multi(struct target *t, struct bpf_program *prog, const char *
 	return 0;
 }
 
+/* Classic mode: one perf-event uprobe per function and direction. */
+static int attach_classic(struct target *t, struct bpf_program *prog, const char *path,
+			  const unsigned long *offsets, const __u64 *cookies, size_t n, bool retprobe)
+{
+	for (size_t i = 0; i < n; i++) {
+		LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = cookies[i], .retprobe = retprobe);
+		struct bpf_link *link;
+
+		if (t->nlinks >= sizeof(t->links) / sizeof(t->links[0]))
+			return -E2BIG;
+		link = bpf_program__attach_uprobe_opts(prog, t->pid, path, offsets[i], &opts);
+		if (!link)
+			return -errno;
+		t->links[t->nlinks++] = link;
+	}
+	return 0;
+}
+
+static int attach_session(struct target *t, struct bpf_program *prog, const char *path,
+			  const unsigned long *offsets, const __u64 *cookies, size_t n)
+{
+	int fd;
+
+	if (!n)
+		return 0;
+	if (t->nsessions >= sizeof(t->sessions) / sizeof(t->sessions[0]))
+		return -E2BIG;
+	fd = attach_mode__session_link(bpf_program__fd(prog), t->pid, path, offsets, cookies, n);
+	if (fd < 0)
+		return fd;
+	t->sessions[t->nsessions++] = fd;
+	return 0;
+}
+
 /* free returns nothing that matters; operator new must not have a return
  * probe (bpf/stray.h, struct stray_inflight): the C++ unwinder cannot
  * unwind through the uretprobe trampoline, so a std::bad_alloc thrown out
@@ -229,10 +302,11 @@ size_t alloc_object__sites(const struct alloc_object *o, bool entries,
 	return n;
 }
 
-/* Probe every allocator function of one object in one process: a single
- * uprobe_multi link for the entries and one for the returns, with the
- * function (enum stray_fn) as each offset's cookie. free and operator new
- * have no return probe (has_return_probe). */
+/* Probe every allocator function of one object in one process, as the
+ * attach mode says (user/attach_mode.h): with uprobe_multi, a single link
+ * for the entries and one for the returns, with the function (enum
+ * stray_fn) as each offset's cookie. free and operator new have no return
+ * probe (has_return_probe). */
 static int attach_object(struct loader *l, struct target *t, const struct alloc_object *o)
 {
 	unsigned long entry_offs[STRAY_FN_COUNT], ret_offs[STRAY_FN_COUNT];
@@ -250,13 +324,21 @@ static int attach_object(struct loader *l, struct target *t, const struct alloc_
 		return -E2BIG;
 	nentry = alloc_object__sites(o, true, entry_offs, entry_fns);
 	nret = alloc_object__sites(o, false, ret_offs, ret_fns);
-	/* Returns first: a call entered between the two attachments must not
-	 * leave an in-flight record whose return is never seen (the thread's
-	 * later calls would look nested and go unrecorded). A return without
-	 * its entry is only counted. */
-	err = attach_multi(t, l->skel->progs.alloc_return, o->path, ret_offs, ret_fns, nret, true);
-	if (!err)
-		err = attach_multi(t, l->skel->progs.alloc_entry, o->path, entry_offs, entry_fns, nentry, false);
+	/* A session probes every site once; its entry decides about the
+	 * return (enter_aux in bpf/stray.bpf.c). */
+	if (l->mode == ATTACH_SESSION)
+		err = attach_session(t, l->skel->progs.alloc_session, o->path, entry_offs, entry_fns, nentry);
+	else if (l->mode == ATTACH_CLASSIC)
+		err = attach_classic(t, l->skel->progs.alloc_return_classic, o->path, ret_offs, ret_fns, nret, true) ?:
+		      attach_classic(t, l->skel->progs.alloc_entry_classic, o->path, entry_offs, entry_fns, nentry,
+				     false);
+	else /* Returns first, here and in classic mode: a call entered between
+	      * the two attachments must not leave an in-flight record whose
+	      * return is never seen (the thread's later calls would look
+	      * nested and go unrecorded). A return without its entry is only
+	      * counted. */
+		err = attach_multi(t, l->skel->progs.alloc_return, o->path, ret_offs, ret_fns, nret, true) ?:
+		      attach_multi(t, l->skel->progs.alloc_entry, o->path, entry_offs, entry_fns, nentry, false);
 	if (err)
 		return err;
 	t->objects[t->nobjects++] = (struct attached_object){ st.st_dev, st.st_ino };
@@ -289,6 +371,11 @@ void loader__detach(struct loader *l, int pid)
 	bpf_map_delete_elem(bpf_map__fd(l->skel->maps.targets), &key);
 	if (t)
 		target_release(t);
+}
+
+const char *loader__attach_mode(const struct loader *l)
+{
+	return attach_mode__name(l->mode);
 }
 
 int loader__allocs_fd(const struct loader *l)

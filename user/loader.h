@@ -66,6 +66,10 @@ int loader__attach(struct loader *l, int pid, const struct allocator *alloc);
  * map entries stay until drained. */
 void loader__detach(struct loader *l, int pid);
 
+/* How the probes are attached: "session", "multi" or "classic"
+ * (user/attach_mode.h). */
+const char *loader__attach_mode(const struct loader *l);
+
 /* Map file descriptors for the drain. */
 int loader__allocs_fd(const struct loader *l);
 int loader__sites_fd(const struct loader *l);

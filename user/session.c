@@ -809,6 +809,7 @@ static int session_open(struct session *s, const struct session_opts *opts)
 		fprintf(stderr, "stray: %s: %s\n", errmsg, strerror(errno));
 		return -1;
 	}
+	logv(s, "probes attached as %s links", loader__attach_mode(s->loader));
 	/* Records: one per site, plus room for exited children's sites. */
 	s->drain = drain__new(s->loader, (size_t)opts->max_sites * 2);
 	if (!s->drain) {
