@@ -854,18 +854,21 @@ static __always_inline int on_alloc_return(struct pt_regs *ctx)
 	}
 }
 
-SEC("uprobe.multi")
-int BPF_UPROBE(alloc_entry)
-{
-	on_alloc_entry(ctx);
-	return 0;
-}
+/* An entry and a return program for one kind of link. */
+#define ALLOC_PROBES(entry_sec, entry, return_sec, ret)		\
+	SEC(entry_sec)						\
+	int BPF_UPROBE(entry)					\
+	{							\
+		on_alloc_entry(ctx);				\
+		return 0;					\
+	}							\
+	SEC(return_sec)						\
+	int BPF_URETPROBE(ret)					\
+	{							\
+		return on_alloc_return(ctx);			\
+	}
 
-SEC("uretprobe.multi")
-int BPF_URETPROBE(alloc_return)
-{
-	return on_alloc_return(ctx);
-}
+ALLOC_PROBES("uprobe.multi", alloc_entry, "uretprobe.multi", alloc_return)
 
 /*
  * Attach-mode fallbacks and upgrades (user/attach_mode.h), each loaded only
@@ -873,18 +876,7 @@ int BPF_URETPROBE(alloc_return)
  * the kernel has no uprobe_multi links (before 6.6); the cookie is the
  * same.
  */
-SEC("uprobe")
-int BPF_UPROBE(alloc_entry_classic)
-{
-	on_alloc_entry(ctx);
-	return 0;
-}
-
-SEC("uretprobe")
-int BPF_URETPROBE(alloc_return_classic)
-{
-	return on_alloc_return(ctx);
-}
+ALLOC_PROBES("uprobe", alloc_entry_classic, "uretprobe", alloc_return_classic)
 
 /* A uprobe session (kernel 6.13+; user space loads it with expected attach
  * type BPF_TRACE_UPROBE_SESSION): one program for entry and return, and the
