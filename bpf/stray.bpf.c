@@ -11,6 +11,7 @@
 #include "stray.h"
 #include "stack.bpf.h"
 #include "fpwalk.bpf.h"
+#include "inflight.bpf.h"
 
 #define EEXIST 17
 #define MAP_SHARED_F 0x01
@@ -51,13 +52,6 @@ struct {
 	__type(key, struct stray_site_key);
 	__type(value, struct stray_site);
 } sites SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, STRAY_DEFAULT_MAX_INFLIGHT);
-	__type(key, __u32); /* thread id */
-	__type(value, struct stray_inflight);
-} inflight SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -335,7 +329,7 @@ static __always_inline int enter_aux(void *ctx, __u32 fn, __u64 size, __u64 ptr_
 				     __u32 aux)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+	__u32 tgid = pid_tgid >> 32;
 	struct stray_inflight rec = { .size = size, .ptr_arg = ptr_arg, .fn = fn, .old_pages = aux };
 	struct stray_inflight *in;
 	__u64 sp;
@@ -343,7 +337,7 @@ static __always_inline int enter_aux(void *ctx, __u32 fn, __u64 size, __u64 ptr_
 	if (!is_target(tgid))
 		return 0;
 	sp = PT_REGS_SP((struct pt_regs *)ctx);
-	in = bpf_map_lookup_elem(&inflight, &tid);
+	in = inflight_lookup();
 	if (in && new_waiting(in)) {
 		if (new_running(in, sp)) {
 			if (action == ENTRY_PLAIN) {
@@ -364,7 +358,7 @@ static __always_inline int enter_aux(void *ctx, __u32 fn, __u64 size, __u64 ptr_
 	}
 	if (in) {
 		count(STRAY_CNT_STALE_INFLIGHT);
-		bpf_map_delete_elem(&inflight, &tid);
+		inflight_delete();
 	}
 	if (action == ENTRY_NEW) {
 		/* The caller's stack, taken now: inside libstdc++ (no frame
@@ -387,7 +381,7 @@ static __always_inline int enter_aux(void *ctx, __u32 fn, __u64 size, __u64 ptr_
 		rec.has_old = 1;
 	if (action == ENTRY_FREES && ptr_arg)
 		record_free(tgid, ptr_arg);
-	if (bpf_map_update_elem(&inflight, &tid, &rec, BPF_NOEXIST)) {
+	if (inflight_insert(&rec)) {
 		count(STRAY_CNT_INFLIGHT_FULL);
 		if (rec.has_old)
 			restore_alloc(tgid, ptr_arg, &rec.old);
@@ -409,9 +403,9 @@ static __always_inline int enter(void *ctx, __u32 fn, __u64 size, __u64 ptr_arg,
  * nested calls return below it. A return from higher up means the record
  * is stale.
  */
-static __always_inline bool leave(void *ctx, __u32 tid, struct stray_inflight *rec)
+static __always_inline bool leave(void *ctx, struct stray_inflight *rec)
 {
-	struct stray_inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	struct stray_inflight *in = inflight_lookup();
 	__u64 sp = PT_REGS_SP((struct pt_regs *)ctx);
 
 	if (!in) {
@@ -423,7 +417,7 @@ static __always_inline bool leave(void *ctx, __u32 tid, struct stray_inflight *r
 		return false;
 	if (sp > in->sp + 8) {
 		count(STRAY_CNT_STALE_INFLIGHT);
-		bpf_map_delete_elem(&inflight, &tid);
+		inflight_delete();
 		return false;
 	}
 	if (sp < in->sp + 8) /* a nested call's return */
@@ -433,7 +427,7 @@ static __always_inline bool leave(void *ctx, __u32 tid, struct stray_inflight *r
 		return false;
 	}
 	*rec = *in;
-	bpf_map_delete_elem(&inflight, &tid);
+	inflight_delete();
 	return true;
 }
 
@@ -498,7 +492,7 @@ static __always_inline __u64 whole_pages(__u64 size)
 static __always_inline int on_free(void *ctx, void *ptr)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+	__u32 tgid = pid_tgid >> 32;
 
 	struct stray_inflight *in;
 
@@ -508,7 +502,7 @@ static __always_inline int on_free(void *ctx, void *ptr)
 	 * delete) is accounted by that call; a record from a shallower stack
 	 * pointer is not an enclosing call but a stale one. operator new frees
 	 * nothing of its own: a free inside one (its new_handler's) counts. */
-	in = bpf_map_lookup_elem(&inflight, &tid);
+	in = inflight_lookup();
 	if (in && !new_waiting(in) && PT_REGS_SP((struct pt_regs *)ctx) <= in->sp)
 		return 0;
 	record_free(tgid, (__u64)ptr);
@@ -684,12 +678,12 @@ static __always_inline void unmap_range(__u32 tgid, __u64 a, __u64 b, bool count
 static __always_inline int on_unmap(void *ctx, __u64 addr, __u64 len)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+	__u32 tgid = pid_tgid >> 32;
 	struct stray_inflight *in;
 
 	if (!len || !is_target(tgid))
 		return 0;
-	in = bpf_map_lookup_elem(&inflight, &tid);
+	in = inflight_lookup();
 	if (in && !new_waiting(in) && PT_REGS_SP((struct pt_regs *)ctx) <= in->sp)
 		return 0;
 	if (!has_mmap(tgid)) {
@@ -829,11 +823,10 @@ static __always_inline int on_alloc_entry(struct pt_regs *ctx)
 
 static __always_inline int on_alloc_return(struct pt_regs *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	long ret = PT_REGS_RC(ctx);
 	struct stray_inflight rec;
 
-	if (!leave(ctx, (__u32)pid_tgid, &rec))
+	if (!leave(ctx, &rec))
 		return 0;
 	/* The outermost call decides how to read the result: a nested call
 	 * returning here has the same address but not the same meaning. */
@@ -895,8 +888,6 @@ int BPF_UPROBE(alloc_session)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(thread_exit, struct task_struct *task)
 {
-	__u32 tid = BPF_CORE_READ(task, pid);
-
-	bpf_map_delete_elem(&inflight, &tid);
+	bpf_task_storage_delete(&inflight, task);
 	return 0;
 }
