@@ -35,12 +35,13 @@ floor_entry() { STRAY_PLACEMENT=entry "$BUILD/bench/trapfloor" "$1"; }
 stray_entry() { STRAY_PLACEMENT=entry "$BUILD/stray" -p "$1"; }
 # Attach modes (user/attach_mode.h): stray picks the best; these force one.
 stray_multi() { STRAY_ATTACH=multi "$BUILD/stray" -p "$1"; }
+floor_multi() { STRAY_ATTACH=multi "$BUILD/bench/trapfloor" "$1"; }
 stray_classic() { STRAY_ATTACH=classic "$BUILD/stray" -p "$1"; }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A result
-modes=(untraced floor floor_entry stray stray_entry stray_multi stray_classic)
+modes=(untraced floor floor_entry floor_multi stray stray_entry stray_multi stray_classic)
 for mode in "${modes[@]}"; do
 	vals=()
 	for ((i = 0; i < ROUNDS; i++)); do
@@ -51,6 +52,7 @@ for mode in "${modes[@]}"; do
 		floor_entry) vals+=("$(run_one floor_entry)") ;;
 		stray_entry) vals+=("$(run_one stray_entry)") ;;
 		stray_multi) vals+=("$(run_one stray_multi)") ;;
+		floor_multi) vals+=("$(run_one floor_multi)") ;;
 		stray_classic) vals+=("$(run_one stray_classic)") ;;
 		esac
 	done
@@ -66,6 +68,9 @@ done
 # put them (floor_entry / floor), for the trap floor and for stray.
 awk -v fe="${result[floor_entry]}" -v f="${result[floor]}" -v se="${result[stray_entry]}" \
 	-v s="${result[stray]}" 'BEGIN { printf "placement gain: floor %.2fx, stray %.2fx\n", fe / f, se / s }'
+# stray against the floor with the same link type.
+awk -v s="${result[stray]}" -v f="${result[floor]}" -v sm="${result[stray_multi]}" -v fm="${result[floor_multi]}" \
+	'BEGIN { printf "stray / floor, same links: default %.2fx, multi %.2fx\n", s / f, sm / fm }'
 
 # Attach cost: stray start to "attached" (BPF load included) on a process
 # with 100 threads and 50 dlopened libraries; median of ROUNDS.
