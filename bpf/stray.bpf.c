@@ -354,7 +354,8 @@ static __always_inline int enter_aux(void *ctx, __u32 fn, __u64 size, __u64 ptr_
 	} else if (in && sp <= in->sp) {
 		if (sp == in->sp)
 			in->chained++;
-		return sp == in->sp;
+		/* Never for operator new: its return must not be probed. */
+		return sp == in->sp && action != ENTRY_NEW;
 	}
 	if (in) {
 		count(STRAY_CNT_STALE_INFLIGHT);

@@ -130,9 +130,12 @@ static void select_programs(struct stray_bpf *skel, enum attach_mode mode)
 		bpf_program__set_autoload(progs[i].prog, progs[i].mode == mode);
 		bpf_program__set_autoattach(progs[i].prog, false);
 	}
-	if (mode == ATTACH_SESSION)
+	if (mode == ATTACH_SESSION) {
 		bpf_program__set_expected_attach_type(skel->progs.alloc_session,
 						      (enum bpf_attach_type)STRAY_BPF_TRACE_UPROBE_SESSION);
+		/* for the functions without a return probe (attach_object) */
+		bpf_program__set_autoload(skel->progs.alloc_entry, true);
+	}
 }
 
 struct loader *loader__new(const struct loader_opts *opts, const char **errmsg)
@@ -259,8 +262,8 @@ static int attach_classic(struct target *t, struct bpf_program *prog, const char
 	return 0;
 }
 
-static int attach_session(struct target *t, struct bpf_program *prog, const char *path,
-			  const unsigned long *offsets, const __u64 *cookies, size_t n)
+static int attach_session_link(struct target *t, struct bpf_program *prog, const char *path,
+			       const unsigned long *offsets, const __u64 *cookies, size_t n)
 {
 	int fd;
 
@@ -302,6 +305,35 @@ size_t alloc_object__sites(const struct alloc_object *o, bool entries,
 	return n;
 }
 
+/*
+ * Session mode: the functions with a return probe in one session link, whose
+ * entry decides whether the return runs (enter_aux in bpf/stray.bpf.c); the
+ * others (free, munmap, operator new) in an entry-only uprobe_multi link.
+ * Not in the session: the kernel runs a session's return unless the entry
+ * program of EVERY session consumer of that instruction declines it, and
+ * the consumer of another traced process (a forked child, another stray)
+ * runs no program for this one's calls, which counts as not declining. A
+ * return probe on operator new would stop a std::bad_alloc (the unwinder
+ * cannot pass the uretprobe trampoline): an entry-only link has none.
+ */
+static int attach_session(struct loader *l, struct target *t, const char *path, const unsigned long *entry_offs,
+			  const __u64 *entry_fns, size_t nentry, const unsigned long *ret_offs,
+			  const __u64 *ret_fns, size_t nret)
+{
+	unsigned long only_offs[STRAY_FN_COUNT];
+	__u64 only_fns[STRAY_FN_COUNT];
+	size_t nonly = 0;
+
+	for (size_t i = 0; i < nentry; i++) {
+		if (has_return_probe(entry_fns[i]))
+			continue;
+		only_offs[nonly] = entry_offs[i];
+		only_fns[nonly++] = entry_fns[i];
+	}
+	return attach_session_link(t, l->skel->progs.alloc_session, path, ret_offs, ret_fns, nret) ?:
+	       attach_multi(t, l->skel->progs.alloc_entry, path, only_offs, only_fns, nonly, false);
+}
+
 /* Probe every allocator function of one object in one process, as the
  * attach mode says (user/attach_mode.h): with uprobe_multi, a single link
  * for the entries and one for the returns, with the function (enum
@@ -324,10 +356,8 @@ static int attach_object(struct loader *l, struct target *t, const struct alloc_
 		return -E2BIG;
 	nentry = alloc_object__sites(o, true, entry_offs, entry_fns);
 	nret = alloc_object__sites(o, false, ret_offs, ret_fns);
-	/* A session probes every site once; its entry decides about the
-	 * return (enter_aux in bpf/stray.bpf.c). */
 	if (l->mode == ATTACH_SESSION)
-		err = attach_session(t, l->skel->progs.alloc_session, o->path, entry_offs, entry_fns, nentry);
+		err = attach_session(l, t, o->path, entry_offs, entry_fns, nentry, ret_offs, ret_fns, nret);
 	else if (l->mode == ATTACH_CLASSIC)
 		err = attach_classic(t, l->skel->progs.alloc_return_classic, o->path, ret_offs, ret_fns, nret, true) ?:
 		      attach_classic(t, l->skel->progs.alloc_entry_classic, o->path, entry_offs, entry_fns, nentry,
