@@ -20,14 +20,14 @@
 static __always_inline int on_new_return(void *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
-	struct stray_inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	__u32 tgid = pid_tgid >> 32;
+	struct stray_inflight *in = inflight_lookup();
 	struct stray_inflight rec;
 
 	if (!in || !new_waiting(in) || PT_REGS_SP((struct pt_regs *)ctx) != in->new_sp)
 		return 0;
 	rec = *in;
-	bpf_map_delete_elem(&inflight, &tid);
+	inflight_delete();
 	if (!PT_REGS_RC((struct pt_regs *)ctx)) {
 		count(STRAY_CNT_FAILED_ALLOCS);
 		return 0;

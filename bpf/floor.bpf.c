@@ -21,3 +21,12 @@ int BPF_URETPROBE(floor_return)
 {
 	return 0;
 }
+
+/* Session mode (loaded with expected attach type BPF_TRACE_UPROBE_SESSION):
+ * the cookie is 0 where stray's entry asks for the return probe (functions
+ * with one), 1 where it never does. */
+SEC("uprobe.multi")
+int BPF_UPROBE(floor_session)
+{
+	return bpf_get_attach_cookie(ctx) ? 1 : 0;
+}

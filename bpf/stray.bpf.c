@@ -10,6 +10,8 @@
 #include <bpf/bpf_core_read.h>
 #include "stray.h"
 #include "stack.bpf.h"
+#include "fpwalk.bpf.h"
+#include "inflight.bpf.h"
 #include "sample.bpf.h"
 
 #define EEXIST 17
@@ -51,13 +53,6 @@ struct {
 	__type(key, struct stray_site_key);
 	__type(value, struct stray_site);
 } sites SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, STRAY_DEFAULT_MAX_INFLIGHT);
-	__type(key, __u32); /* thread id */
-	__type(value, struct stray_inflight);
-} inflight SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -148,24 +143,25 @@ static __always_inline struct stray_site *site_of_current_stack(void *ctx, __u32
 	s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
 		return NULL;
-	n = bpf_get_stack(ctx, s->ips, sizeof(s->ips), BPF_F_USER_STACK);
+	/* At a return probe, the frame walk of fpwalk.bpf.h (cheaper); at an
+	 * entry, the kernel's, which knows about probes at entry points. */
+	n = ret_slot ? bpf_get_stack(ctx, s->ips, sizeof(s->ips), BPF_F_USER_STACK) :
+		       walk_user_stack(ctx, s->ips);
 	if (n < 0) {
 		count(STRAY_CNT_STACK_ERRORS);
 		n = 0;
 	}
 	if (ret_slot && !bpf_probe_read_user(&ret_addr, sizeof(ret_addr), (void *)ret_slot) && ret_addr) {
+		/* At some probe sites (a push %rbp, where stray's probe
+		 * placement may put it) the kernel puts the return address
+		 * in the stack itself, after the current ip: skip the ip. */
+		/* (is_uprobe_at_func_entry: push %rbp or endbr64 first.) */
+		if (n >= 2 * (long)sizeof(__u64) && s->ips[1] == ret_addr &&
+		    (n = bpf_get_stack(ctx, s->ips, sizeof(s->ips), BPF_F_USER_STACK | 1)) < 0)
+			count(STRAY_CNT_STACK_ERRORS);
 		s->ips[0] = ret_addr;
 		if (n < (long)sizeof(__u64))
 			n = sizeof(__u64);
-		/* Where the function starts with push %rbp (or endbr64) the
-		 * kernel already added the return address after the entry
-		 * ip (is_uprobe_at_func_entry): keep it once. */
-		if (n >= 2 * (long)sizeof(__u64) && s->ips[1] == ret_addr &&
-		    (n = bpf_get_stack(ctx, s->ips, sizeof(s->ips), BPF_F_USER_STACK | 1)) < 0) {
-			count(STRAY_CNT_STACK_ERRORS);
-			s->ips[0] = ret_addr;
-			n = sizeof(__u64);
-		}
 	}
 	s->depth = n / sizeof(__u64);
 	key.stack_hash = hash_stack(tgid, s->ips, s->depth);
@@ -356,12 +352,15 @@ static __always_inline bool new_waiting(const struct stray_inflight *in)
  * at the same stack pointer, never shallower. Inside operator new, the
  * first plain allocator call adopts new's record (its size and site); a
  * nested operator new (new[] tail-jumps into new) leaves it alone.
+ * Returns 1 when this call's return must be seen (it holds or chains onto
+ * the thread's record), 0 when its return changes nothing: a session
+ * program then skips the return probe altogether.
  */
 static __always_inline int enter_aux(void *ctx, __u32 fn, __u64 size, __u64 ptr_arg, enum entry_action action,
 				     __u32 aux)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+	__u32 tgid = pid_tgid >> 32;
 	struct stray_inflight rec = { .size = size, .ptr_arg = ptr_arg, .fn = fn, .old_pages = aux };
 	struct stray_inflight *in;
 	__u64 sp;
@@ -369,13 +368,14 @@ static __always_inline int enter_aux(void *ctx, __u32 fn, __u64 size, __u64 ptr_
 	if (!is_target(tgid))
 		return 0;
 	sp = PT_REGS_SP((struct pt_regs *)ctx);
-	in = bpf_map_lookup_elem(&inflight, &tid);
+	in = inflight_lookup();
 	if (in && new_waiting(in)) {
 		if (new_running(in, sp)) {
 			if (action == ENTRY_PLAIN) {
 				in->sp = sp;
 				in->fn = fn;
 				in->ptr_arg = ptr_arg;
+				return 1;
 			}
 			/* Anything else inside operator new (a new_handler
 			 * deleting a reserve) is not new's block: a delete
@@ -385,19 +385,23 @@ static __always_inline int enter_aux(void *ctx, __u32 fn, __u64 size, __u64 ptr_
 	} else if (in && sp <= in->sp) {
 		if (sp == in->sp)
 			in->chained++;
-		return 0;
+		/* Never for operator new: its return must not be probed. */
+		return sp == in->sp && action != ENTRY_NEW;
 	}
 	if (in) {
 		count(STRAY_CNT_STALE_INFLIGHT);
-		bpf_map_delete_elem(&inflight, &tid);
+		inflight_delete();
 	}
 	if (sampling()) {
 		switch (sample_entry(sp, size, sample_call_of(action))) {
 		case SAMPLE_NESTED:
 			return 0;
 		case SAMPLE_SKIP:
+			/* The return is still asked for (session programs):
+			 * sample_on_return ends the skip, where the kernel's
+			 * trampoline in the slot defeats the slot test. */
 			if (action != ENTRY_MOVES_OLD)
-				return 0;
+				return action != ENTRY_NEW;
 			rec.unsampled = 1;
 			break;
 		case SAMPLE_TRACK:
@@ -425,12 +429,13 @@ static __always_inline int enter_aux(void *ctx, __u32 fn, __u64 size, __u64 ptr_
 		rec.has_old = 1;
 	if (action == ENTRY_FREES && ptr_arg)
 		record_free(tgid, ptr_arg);
-	if (bpf_map_update_elem(&inflight, &tid, &rec, BPF_NOEXIST)) {
+	if (inflight_insert(&rec)) {
 		count(STRAY_CNT_INFLIGHT_FULL);
 		if (rec.has_old)
 			restore_alloc(tgid, ptr_arg, &rec.old);
+		return 0;
 	}
-	return 0;
+	return action != ENTRY_NEW; /* operator new has no return probe */
 }
 
 static __always_inline int enter(void *ctx, __u32 fn, __u64 size, __u64 ptr_arg, enum entry_action action)
@@ -446,9 +451,9 @@ static __always_inline int enter(void *ctx, __u32 fn, __u64 size, __u64 ptr_arg,
  * nested calls return below it. A return from higher up means the record
  * is stale.
  */
-static __always_inline bool leave(void *ctx, __u32 tid, struct stray_inflight *rec)
+static __always_inline bool leave(void *ctx, struct stray_inflight *rec)
 {
-	struct stray_inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	struct stray_inflight *in = inflight_lookup();
 	__u64 sp = PT_REGS_SP((struct pt_regs *)ctx);
 
 	if (!in) {
@@ -461,7 +466,7 @@ static __always_inline bool leave(void *ctx, __u32 tid, struct stray_inflight *r
 		return false;
 	if (sp > in->sp + 8) {
 		count(STRAY_CNT_STALE_INFLIGHT);
-		bpf_map_delete_elem(&inflight, &tid);
+		inflight_delete();
 		return false;
 	}
 	if (sp < in->sp + 8) /* a nested call's return */
@@ -471,7 +476,7 @@ static __always_inline bool leave(void *ctx, __u32 tid, struct stray_inflight *r
 		return false;
 	}
 	*rec = *in;
-	bpf_map_delete_elem(&inflight, &tid);
+	inflight_delete();
 	return true;
 }
 
@@ -536,7 +541,7 @@ static __always_inline __u64 whole_pages(__u64 size)
 static __always_inline int on_free(void *ctx, void *ptr)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+	__u32 tgid = pid_tgid >> 32;
 
 	struct stray_inflight *in;
 
@@ -546,7 +551,7 @@ static __always_inline int on_free(void *ctx, void *ptr)
 	 * delete) is accounted by that call; a record from a shallower stack
 	 * pointer is not an enclosing call but a stale one. operator new frees
 	 * nothing of its own: a free inside one (its new_handler's) counts. */
-	in = bpf_map_lookup_elem(&inflight, &tid);
+	in = inflight_lookup();
 	if (in && !new_waiting(in) && PT_REGS_SP((struct pt_regs *)ctx) <= in->sp)
 		return 0;
 	record_free(tgid, (__u64)ptr);
@@ -722,12 +727,12 @@ static __always_inline void unmap_range(__u32 tgid, __u64 a, __u64 b, bool count
 static __always_inline int on_unmap(void *ctx, __u64 addr, __u64 len)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+	__u32 tgid = pid_tgid >> 32;
 	struct stray_inflight *in;
 
 	if (!len || !is_target(tgid))
 		return 0;
-	in = bpf_map_lookup_elem(&inflight, &tid);
+	in = inflight_lookup();
 	if (in && !new_waiting(in) && PT_REGS_SP((struct pt_regs *)ctx) <= in->sp)
 		return 0;
 	if (sampling() && !in && sample_inside_skipped(PT_REGS_SP((struct pt_regs *)ctx)))
@@ -798,8 +803,9 @@ static __always_inline int leave_mremap(void *ctx, const struct stray_inflight *
  * grace period, so detaching 19 classic links took 1.8 s on this kernel.
  * (C++ adds 20 more functions per object.)
  */
-SEC("uprobe.multi")
-int BPF_UPROBE(alloc_entry)
+/* The entry of every allocator function; returns 1 when the call's
+ * return must be seen (enter_aux). */
+static __always_inline int on_alloc_entry(struct pt_regs *ctx)
 {
 	__u64 a1 = PT_REGS_PARM1(ctx), a2 = PT_REGS_PARM2(ctx), a3 = PT_REGS_PARM3(ctx);
 
@@ -868,15 +874,14 @@ int BPF_UPROBE(alloc_entry)
 	return ext_entry(ctx, bpf_get_attach_cookie(ctx), a1, a2, a3);
 }
 
-SEC("uretprobe.multi")
-int BPF_URETPROBE(alloc_return, long ret)
+static __always_inline int on_alloc_return(struct pt_regs *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	long ret = PT_REGS_RC(ctx);
 	struct stray_inflight rec;
 
 	if (sampling())
 		sample_on_return(PT_REGS_SP((struct pt_regs *)ctx));
-	if (!leave(ctx, (__u32)pid_tgid, &rec))
+	if (!leave(ctx, &rec))
 		return 0;
 	/* The outermost call decides how to read the result: a nested call
 	 * returning here has the same address but not the same meaning. */
@@ -899,14 +904,48 @@ int BPF_URETPROBE(alloc_return, long ret)
 	}
 }
 
+/* An entry and a return program for one kind of link. */
+#define ALLOC_PROBES(entry_sec, entry, return_sec, ret)		\
+	SEC(entry_sec)						\
+	int BPF_UPROBE(entry)					\
+	{							\
+		on_alloc_entry(ctx);				\
+		return 0;					\
+	}							\
+	SEC(return_sec)						\
+	int BPF_URETPROBE(ret)					\
+	{							\
+		return on_alloc_return(ctx);			\
+	}
+
+ALLOC_PROBES("uprobe.multi", alloc_entry, "uretprobe.multi", alloc_return)
+
+/*
+ * Attach-mode fallbacks and upgrades (user/attach_mode.h), each loaded only
+ * when chosen. Classic perf-event uprobes, one link per function, where
+ * the kernel has no uprobe_multi links (before 6.6); the cookie is the
+ * same.
+ */
+ALLOC_PROBES("uprobe", alloc_entry_classic, "uretprobe", alloc_return_classic)
+
+/* A uprobe session (kernel 6.13+; user space loads it with expected attach
+ * type BPF_TRACE_UPROBE_SESSION): one program for entry and return, and the
+ * return probe runs only when the entry returns 0, so free, operator new
+ * and nested calls cost no return trap. */
+SEC("uprobe.multi")
+int BPF_UPROBE(alloc_session)
+{
+	if (bpf_session_is_return())
+		return on_alloc_return(ctx);
+	return on_alloc_entry(ctx) ? 0 : 1;
+}
+
 /* A thread that dies inside an allocator call never returns from it: drop
  * its in-flight record so the thread id can be reused cleanly. */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(thread_exit, struct task_struct *task)
 {
-	__u32 tid = BPF_CORE_READ(task, pid);
-
-	bpf_map_delete_elem(&inflight, &tid);
+	bpf_task_storage_delete(&inflight, task);
 	return 0;
 }
 

@@ -57,11 +57,18 @@ sampled_p() { "$BUILD/stray" --sample "$SAMPLE" -p "$1"; }
 # (bpftrace warns that it cannot raise RLIMIT_MEMLOCK: this kernel
 # accounts BPF memory to cgroups, the warning is harmless.)
 bpftrace_p() { bpftrace -p "$1" "$memleak_bt"; }
+# Probe placement off: every probe at its function's entry (user/placement.h).
+floor_entry() { STRAY_PLACEMENT=entry "$BUILD/bench/trapfloor" "$1"; }
+stray_entry() { STRAY_PLACEMENT=entry "$BUILD/stray" -p "$1"; }
+# Attach modes (user/attach_mode.h): stray picks the best; these force one.
+stray_multi() { STRAY_ATTACH=multi "$BUILD/stray" -p "$1"; }
+floor_multi() { STRAY_ATTACH=multi "$BUILD/bench/trapfloor" "$1"; }
+stray_classic() { STRAY_ATTACH=classic "$BUILD/stray" -p "$1"; }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-modes=(untraced floor stray sampled bpftrace)
 declare -A result
+modes=(untraced floor floor_entry floor_multi stray stray_entry stray_multi stray_classic sampled bpftrace)
 for mode in "${modes[@]}"; do
 	vals=()
 	for ((i = 0; i < ROUNDS; i++)); do
@@ -71,22 +78,36 @@ for mode in "${modes[@]}"; do
 		stray) vals+=("$(run_one stray_p)") ;;
 		sampled) vals+=("$(run_one sampled_p)") ;;
 		bpftrace) vals+=("$(READY=ready run_one bpftrace_p)") ;;
+		floor_entry) vals+=("$(run_one floor_entry)") ;;
+		stray_entry) vals+=("$(run_one stray_entry)") ;;
+		stray_multi) vals+=("$(run_one stray_multi)") ;;
+		floor_multi) vals+=("$(run_one floor_multi)") ;;
+		stray_classic) vals+=("$(run_one stray_classic)") ;;
 		esac
 	done
 	result[$mode]=$(printf '%s\n' "${vals[@]}" | median)
 done
 
 echo "malloc_bench, $ITER rounds, median of $ROUNDS (sampled: --sample $SAMPLE; bpftrace: $memleak_bt)"
-printf '%-10s %12s %14s %12s %12s\n' mode ns/op x_untraced x_floor x_bpftrace
+printf '%-14s %12s %14s %12s %12s\n' mode ns/op x_untraced x_floor x_bpftrace
 for mode in "${modes[@]}"; do
 	awk -v m="$mode" -v v="${result[$mode]}" -v u="${result[untraced]}" -v f="${result[floor]}" \
 		-v b="${result[bpftrace]}" \
-		'BEGIN { printf "%-10s %12.1f %14.2f %12.2f %12.2f\n", m, v, v / u, v / f, v / b }'
+		'BEGIN { printf "%-14s %12.1f %14.2f %12.2f %12.2f\n", m, v, v / u, v / f, v / b }'
 done
 awk -v s="${result[stray]}" -v p="${result[sampled]}" -v b="${result[bpftrace]}" 'BEGIN {
 	printf "stray exact / bpftrace   = %.2f (target <= 0.45)\n", s / b
 	printf "stray sampled / bpftrace = %.2f (target <= 0.30)\n", p / b
 }'
+
+# Placement gain: the same probes at function entries vs where placement
+# put them (floor_entry / floor), for the trap floor and for stray.
+awk -v fe="${result[floor_entry]}" -v f="${result[floor]}" -v se="${result[stray_entry]}" \
+	-v s="${result[stray]}" 'BEGIN { printf "placement gain: floor %.2fx, stray %.2fx\n", fe / f, se / s }'
+# stray against the floor with the same link type.
+awk -v s="${result[stray]}" -v f="${result[floor]}" -v sm="${result[stray_multi]}" -v fm="${result[floor_multi]}" \
+	'BEGIN { printf "stray / floor, same links: default %.2fx, multi %.2fx\n", s / f, sm / fm }'
+
 
 # ---- real workload: sqlite3 (the sum of its statements' times) ----------
 # sqlite3 reads the script with -init, then its stdin (empty) and exits.
@@ -119,3 +140,18 @@ for mode in untraced stray sampled bpftrace; do
 	awk -v m="$mode" -v v="${sq[$mode]}" -v u="${sq[untraced]}" -v b="${sq[bpftrace]}" \
 		'BEGIN { printf "%-10s %12.3f %14.2f %12.2f\n", m, v, v / u, v / b }'
 done
+# Attach cost: stray start to "attached" (BPF load included) on a process
+# with 100 threads and 50 dlopened libraries; median of ROUNDS.
+attach_ms() {
+	local pid ms
+	"$BUILD/fixtures/manylibs" >/dev/null &
+	pid=$!
+	sleep 1
+	ms=$("$BUILD/stray" -v -p "$pid" -d 0.2 2>&1 >/dev/null | sed -n 's/.*attached to pid [0-9]*: \([0-9.]*\) ms.*/\1/p')
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	echo "$ms"
+}
+vals=()
+for ((i = 0; i < ROUNDS; i++)); do vals+=("$(attach_ms)"); done
+printf 'attach, 100 threads + 50 libraries: %s ms (median of %d)\n' "$(printf '%s\n' "${vals[@]}" | median)" "$ROUNDS"

@@ -8,8 +8,10 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "attach_mode.h"
 #include "elfsym.h"
 #include "loader.h"
+#include "placement.h"
 #include "procfs.h"
 #include "retsites.h"
 #include "scope.h"
@@ -77,6 +79,21 @@ const char *const stray_fn_names[STRAY_FN_COUNT] = {
 	[STRAY_FN_MI_FREE_ALIGNED] = "mi_free_aligned",
 };
 
+/* How many System V argument registers alloc_entry (bpf/stray.bpf.c) reads
+ * for each function: they must still hold the arguments where the probe
+ * goes (user/placement.h). */
+static const uint8_t stray_fn_nargs[STRAY_FN_COUNT] = {
+	[STRAY_FN_MALLOC] = 1, [STRAY_FN_CALLOC] = 2, [STRAY_FN_REALLOC] = 2,
+	[STRAY_FN_REALLOCARRAY] = 3, [STRAY_FN_FREE] = 1, [STRAY_FN_POSIX_MEMALIGN] = 3,
+	[STRAY_FN_ALIGNED_ALLOC] = 2, [STRAY_FN_MEMALIGN] = 2, [STRAY_FN_VALLOC] = 1,
+	[STRAY_FN_PVALLOC] = 1,
+	[STRAY_FN_NEW ... STRAY_FN_NEW_ARRAY_ALIGNED_NOTHROW] = 1,
+	[STRAY_FN_DELETE ... STRAY_FN_DELETE_ARRAY_ALIGNED_NOTHROW] = 1,
+	[STRAY_FN_MMAP] = 4, [STRAY_FN_MUNMAP] = 2, [STRAY_FN_MREMAP] = 4,
+	/* alloc_ext.bpf.h reads at most three (xallocx) */
+	[STRAY_FN_MALLOCX ... STRAY_FN_MI_FREE_ALIGNED] = 3,
+};
+
 /* An object already probed in a target, identified by inode so that two
  * paths to one file (/proc/PID/root/..., a symlink) attach once. */
 struct attached_object {
@@ -87,13 +104,17 @@ struct attached_object {
 struct target {
 	int pid; /* 0: free slot */
 	size_t nlinks;
-	struct bpf_link *links[2 * 2 * STRAY_FN_COUNT]; /* entry + return per object */
+	/* entry + return per object, or per function in classic mode */
+	struct bpf_link *links[2 * 2 * STRAY_FN_COUNT];
+	size_t nsessions;
+	int sessions[2 * STRAY_FN_COUNT]; /* session link fds, one per object */
 	size_t nobjects;
 	struct attached_object objects[2 * STRAY_FN_COUNT];
 };
 
 struct loader {
 	struct stray_bpf *skel;
+	enum attach_mode mode;
 	uint32_t max_targets;
 	struct target *targets;
 };
@@ -109,6 +130,34 @@ static int size_maps(struct stray_bpf *skel, const struct loader_opts *opts)
 	if (opts->max_targets)
 		err = err ?: bpf_map__set_max_entries(skel->maps.targets, opts->max_targets);
 	return err;
+}
+
+/* Load only the programs of mode: each costs verification time, and the
+ * session program would not even load with another expected attach type.
+ * None is attached by the skeleton: they go per target and object. */
+static void select_programs(struct stray_bpf *skel, enum attach_mode mode)
+{
+	struct {
+		struct bpf_program *prog;
+		enum attach_mode mode;
+	} progs[] = {
+		{ skel->progs.alloc_entry, ATTACH_MULTI },
+		{ skel->progs.alloc_return, ATTACH_MULTI },
+		{ skel->progs.alloc_entry_classic, ATTACH_CLASSIC },
+		{ skel->progs.alloc_return_classic, ATTACH_CLASSIC },
+		{ skel->progs.alloc_session, ATTACH_SESSION },
+	};
+
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+		bpf_program__set_autoload(progs[i].prog, progs[i].mode == mode);
+		bpf_program__set_autoattach(progs[i].prog, false);
+	}
+	if (mode == ATTACH_SESSION) {
+		bpf_program__set_expected_attach_type(skel->progs.alloc_session,
+						      (enum bpf_attach_type)STRAY_BPF_TRACE_UPROBE_SESSION);
+		/* for the functions without a return probe (attach_object) */
+		bpf_program__set_autoload(skel->progs.alloc_entry, true);
+	}
 }
 
 struct loader *loader__new(const struct loader_opts *opts, const char **errmsg)
@@ -141,6 +190,13 @@ struct loader *loader__new(const struct loader_opts *opts, const char **errmsg)
 	if (opts->sample_bytes)
 		sampling__fill_draws(opts->sample_bytes, (uint64_t *)l->skel->rodata->sample_draws,
 				     STRAY_SAMPLE_DRAWS);
+	err = attach_mode__choose(&l->mode);
+	if (err) {
+		*errmsg = err == -EINVAL ? "STRAY_ATTACH is none of session, multi, classic"
+					 : "the attach mode forced by STRAY_ATTACH";
+		goto fail;
+	}
+	select_programs(l->skel, l->mode);
 	err = size_maps(l->skel, opts);
 	if (err) {
 		*errmsg = "cannot size BPF maps";
@@ -170,6 +226,8 @@ static void target_release(struct target *t)
 	 * call is left with an in-flight record and no return. */
 	for (size_t i = t->nlinks; i-- > 0;)
 		bpf_link__destroy(t->links[i]);
+	for (size_t i = 0; i < t->nsessions; i++)
+		close(t->sessions[i]);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -217,13 +275,48 @@ static int attach_multi(struct target *t, struct bpf_program *prog, const char *
 	return 0;
 }
 
+/* Classic mode: one perf-event uprobe per function and direction. */
+static int attach_classic(struct target *t, struct bpf_program *prog, const char *path,
+			  const unsigned long *offsets, const __u64 *cookies, size_t n, bool retprobe)
+{
+	for (size_t i = 0; i < n; i++) {
+		LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = cookies[i], .retprobe = retprobe);
+		struct bpf_link *link;
+
+		if (t->nlinks >= sizeof(t->links) / sizeof(t->links[0]))
+			return -E2BIG;
+		link = bpf_program__attach_uprobe_opts(prog, t->pid, path, offsets[i], &opts);
+		if (!link)
+			return -errno;
+		t->links[t->nlinks++] = link;
+	}
+	return 0;
+}
+
+static int attach_session_link(struct target *t, struct bpf_program *prog, const char *path,
+			       const unsigned long *offsets, const __u64 *cookies, size_t n)
+{
+	int fd;
+
+	if (!n)
+		return 0;
+	if (t->nsessions >= sizeof(t->sessions) / sizeof(t->sessions[0]))
+		return -E2BIG;
+	fd = attach_mode__session_link(bpf_program__fd(prog), t->pid, path, offsets, cookies, n);
+	if (fd < 0)
+		return fd;
+	t->sessions[t->nsessions++] = fd;
+	return 0;
+}
+
 /* free returns nothing that matters; operator new must not have a return
  * probe (bpf/stray.h, struct stray_inflight): the C++ unwinder cannot
  * unwind through the uretprobe trampoline, so a std::bad_alloc thrown out
  * of a probed new would terminate the program. */
-static bool has_return_probe(int fn)
+static bool has_return_probe(__u64 fn)
 {
-	return fn != STRAY_FN_FREE && fn != STRAY_FN_MUNMAP && (fn < STRAY_FN_NEW || fn > STRAY_FN_NEW_ARRAY_ALIGNED_NOTHROW);
+	/* (operator new's ret sites, STRAY_COOKIE_NEW_RETURN, are entries) */
+	return fn < STRAY_FN_COUNT && fn != STRAY_FN_FREE && fn != STRAY_FN_MUNMAP && (fn < STRAY_FN_NEW || fn > STRAY_FN_NEW_ARRAY_ALIGNED_NOTHROW);
 }
 
 size_t alloc_object__sites(const struct alloc_object *o, bool entries,
@@ -238,7 +331,7 @@ size_t alloc_object__sites(const struct alloc_object *o, bool entries,
 			alias |= o->found[i] && o->offsets[i] == o->offsets[fn];
 		if (!o->found[fn] || alias || (!entries && !has_return_probe(fn)))
 			continue;
-		offsets[n] = o->offsets[fn];
+		offsets[n] = o->probe_offsets[fn];
 		fns[n++] = fn;
 	}
 	return n;
@@ -261,10 +354,40 @@ static size_t new_return_sites(const struct alloc_object *o, unsigned long *offs
 	return added;
 }
 
-/* Probe every allocator function of one object in one process: a single
- * uprobe_multi link for the entries and one for the returns, with the
- * function (enum stray_fn) as each offset's cookie. free and operator new
- * have no return probe (has_return_probe). */
+/*
+ * Session mode: the functions with a return probe in one session link, whose
+ * entry decides whether the return runs (enter_aux in bpf/stray.bpf.c); the
+ * others (free, munmap, operator new) in an entry-only uprobe_multi link.
+ * Not in the session: the kernel runs a session's return unless the entry
+ * program of EVERY session consumer of that instruction declines it, and
+ * the consumer of another traced process (a forked child, another stray)
+ * runs no program for this one's calls, which counts as not declining. A
+ * return probe on operator new would stop a std::bad_alloc (the unwinder
+ * cannot pass the uretprobe trampoline): an entry-only link has none.
+ */
+static int attach_session(struct loader *l, struct target *t, const char *path, const unsigned long *entry_offs,
+			  const __u64 *entry_fns, size_t nentry, const unsigned long *ret_offs,
+			  const __u64 *ret_fns, size_t nret)
+{
+	unsigned long only_offs[STRAY_FN_COUNT + STRAY_MAX_NEW_RETURNS];
+	__u64 only_fns[STRAY_FN_COUNT + STRAY_MAX_NEW_RETURNS];
+	size_t nonly = 0;
+
+	for (size_t i = 0; i < nentry; i++) {
+		if (has_return_probe(entry_fns[i]))
+			continue;
+		only_offs[nonly] = entry_offs[i];
+		only_fns[nonly++] = entry_fns[i];
+	}
+	return attach_session_link(t, l->skel->progs.alloc_session, path, ret_offs, ret_fns, nret) ?:
+	       attach_multi(t, l->skel->progs.alloc_entry, path, only_offs, only_fns, nonly, false);
+}
+
+/* Probe every allocator function of one object in one process, as the
+ * attach mode says (user/attach_mode.h): with uprobe_multi, a single link
+ * for the entries and one for the returns, with the function (enum
+ * stray_fn) as each offset's cookie. free and operator new have no return
+ * probe (has_return_probe). */
 static int attach_object(struct loader *l, struct target *t, const struct alloc_object *o)
 {
 	unsigned long entry_offs[STRAY_FN_COUNT + STRAY_MAX_NEW_RETURNS], ret_offs[STRAY_FN_COUNT];
@@ -285,13 +408,19 @@ static int attach_object(struct loader *l, struct target *t, const struct alloc_
 	for (size_t i = nfns; i < nentry; i++)
 		entry_fns[i] = STRAY_COOKIE_NEW_RETURN;
 	nret = alloc_object__sites(o, false, ret_offs, ret_fns);
-	/* Returns first: a call entered between the two attachments must not
-	 * leave an in-flight record whose return is never seen (the thread's
-	 * later calls would look nested and go unrecorded). A return without
-	 * its entry is only counted. */
-	err = attach_multi(t, l->skel->progs.alloc_return, o->path, ret_offs, ret_fns, nret, true);
-	if (!err)
-		err = attach_multi(t, l->skel->progs.alloc_entry, o->path, entry_offs, entry_fns, nentry, false);
+	if (l->mode == ATTACH_SESSION)
+		err = attach_session(l, t, o->path, entry_offs, entry_fns, nentry, ret_offs, ret_fns, nret);
+	else if (l->mode == ATTACH_CLASSIC)
+		err = attach_classic(t, l->skel->progs.alloc_return_classic, o->path, ret_offs, ret_fns, nret, true) ?:
+		      attach_classic(t, l->skel->progs.alloc_entry_classic, o->path, entry_offs, entry_fns, nentry,
+				     false);
+	else /* Returns first, here and in classic mode: a call entered between
+	      * the two attachments must not leave an in-flight record whose
+	      * return is never seen (the thread's later calls would look
+	      * nested and go unrecorded). A return without its entry is only
+	      * counted. */
+		err = attach_multi(t, l->skel->progs.alloc_return, o->path, ret_offs, ret_fns, nret, true) ?:
+		      attach_multi(t, l->skel->progs.alloc_entry, o->path, entry_offs, entry_fns, nentry, false);
 	if (err)
 		return err;
 	t->objects[t->nobjects++] = (struct attached_object){ st.st_dev, st.st_ino };
@@ -324,6 +453,11 @@ void loader__detach(struct loader *l, int pid)
 	bpf_map_delete_elem(bpf_map__fd(l->skel->maps.targets), &key);
 	if (t)
 		target_release(t);
+}
+
+const char *loader__attach_mode(const struct loader *l)
+{
+	return attach_mode__name(l->mode);
 }
 
 int loader__allocs_fd(const struct loader *l)
@@ -366,6 +500,25 @@ int allocator__lookup_scope(int pid, bool at_exec, char ***paths, size_t *n)
 	return scope__lookup(pid, at_exec, paths, n);
 }
 
+/* Where fn's probes go in o. The entry and return probes of a function
+ * share the offset (one trap for both); placement keeps [rsp] the return
+ * address there. Any failure leaves the probe at the entry. */
+static void place_probe(struct alloc_object *o, int fn)
+{
+	struct placement p;
+
+	if (placement__disabled()) {
+		o->probe_offsets[fn] = o->offsets[fn];
+		o->probe_skipped[fn] = 0;
+		o->probe_why[fn] = "placement disabled (STRAY_PLACEMENT=entry)";
+		return;
+	}
+	placement__in_file(o->path, o->offsets[fn], stray_fn_nargs[fn], &p);
+	o->probe_offsets[fn] = p.offset;
+	o->probe_skipped[fn] = p.skipped;
+	o->probe_why[fn] = p.why;
+}
+
 /* Give fn to object path at offset, creating the object entry if needed. */
 static int assign(struct allocator *a, const char *path, int fn, uint64_t offset)
 {
@@ -383,6 +536,7 @@ static int assign(struct allocator *a, const char *path, int fn, uint64_t offset
 	}
 	o->offsets[fn] = offset;
 	o->found[fn] = true;
+	place_probe(o, fn);
 	return 0;
 }
 

@@ -33,6 +33,11 @@ struct alloc_object {
 	 * STRAY_COOKIE_NEW_RETURN */
 	uint64_t new_returns[STRAY_MAX_NEW_RETURNS];
 	size_t nnew_returns;
+	/* Where each function's probes go: its entry or an instruction the
+	 * kernel emulates a few instructions in (user/placement.h), and why. */
+	uint64_t probe_offsets[STRAY_FN_COUNT];
+	uint8_t probe_skipped[STRAY_FN_COUNT];
+	const char *probe_why[STRAY_FN_COUNT];
 };
 
 /* The allocator of one process: each function's defining object. */
@@ -46,7 +51,8 @@ struct allocator {
  * (enum stray_fn) at each, in enum order. Aliases (glibc's memalign and
  * aligned_alloc are one function) appear once, or each call would be seen
  * twice. entries: every function (entry probes); otherwise only those with
- * a return probe (neither free nor operator new). Arrays hold
+ * a return probe (neither free nor operator new). offsets are the probe
+ * offsets (probe_offsets), aliases are told by their entries. Arrays hold
  * STRAY_FN_COUNT entries; returns the count.
  */
 size_t alloc_object__sites(const struct alloc_object *o, bool entries,
@@ -68,6 +74,10 @@ int loader__attach(struct loader *l, int pid, const struct allocator *alloc);
 /* Stop tracing pid: detach its probes and drop it from the target set. Its
  * map entries stay until drained. */
 void loader__detach(struct loader *l, int pid);
+
+/* How the probes are attached: "session", "multi" or "classic"
+ * (user/attach_mode.h). */
+const char *loader__attach_mode(const struct loader *l);
 
 /* Map file descriptors for the drain. */
 int loader__allocs_fd(const struct loader *l);

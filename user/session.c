@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
+#include <inttypes.h>
 #include <malloc.h>
 #include <poll.h>
 #include <signal.h>
@@ -114,6 +115,16 @@ static void snapshot_maps(struct session *s, int pid)
 	free(maps);
 }
 
+/* -v: where each function's probe went (user/placement.h). */
+static void log_placement(const struct session *s, int pid, const struct alloc_object *o)
+{
+	for (int fn = 0; fn < STRAY_FN_COUNT; fn++)
+		if (o->found[fn])
+			logv(s, "pid %d: %s: probe at +0x%" PRIx64 " of entry 0x%" PRIx64 " (%u skipped: %s)",
+			     pid, stray_fn_names[fn], o->probe_offsets[fn] - o->offsets[fn], o->offsets[fn],
+			     o->probe_skipped[fn], o->probe_why[fn]);
+}
+
 static int attach(struct session *s, int pid, bool at_exec)
 {
 	struct allocator alloc;
@@ -125,8 +136,10 @@ static int attach(struct session *s, int pid, bool at_exec)
 	err = track_pid(s, pid);
 	if (!err)
 		err = loader__attach(s->loader, pid, &alloc);
-	for (size_t i = 0; i < alloc.nobjects && !err; i++)
+	for (size_t i = 0; i < alloc.nobjects && !err; i++) {
 		logv(s, "pid %d: probes on %s", pid, alloc.objects[i].path);
+		log_placement(s, pid, &alloc.objects[i]);
+	}
 	allocator__clear(&alloc);
 	if (err)
 		return err;
@@ -909,6 +922,7 @@ static int session_open(struct session *s, const struct session_opts *opts)
 		fprintf(stderr, "stray: %s: %s\n", errmsg, strerror(errno));
 		return -1;
 	}
+	logv(s, "probes attached as %s links", loader__attach_mode(s->loader));
 	/* Records: one per site, plus room for exited children's sites. */
 	s->drain = drain__new(s->loader, (size_t)opts->max_sites * 2);
 	if (!s->drain) {
@@ -946,6 +960,7 @@ int session__run(const struct session_opts *opts)
 {
 	struct session *s = calloc(1, sizeof(*s));
 	int sfd = -1, pidfd = -1, status = 1;
+	uint64_t open_ns = now_ns();
 	bool leak = false;
 	sigset_t mask;
 
@@ -961,6 +976,8 @@ int session__run(const struct session_opts *opts)
 	if (session_open(s, opts) || start_targets(s, &pidfd))
 		goto out;
 	s->start_ns = s->last_report_ns = now_ns();
+	if (opts->pid) /* the attach cost, BPF load included (issue 7) */
+		logv(s, "attached to pid %d: %.1f ms after start", opts->pid, (s->start_ns - open_ns) / 1e6);
 	if (event_loop(s, sfd, pidfd) || s->failed)
 		goto out;
 	finish_window(s);
