@@ -90,6 +90,21 @@ $(BUILD)/fixtures/%-static: tests/fixtures/%.cpp | $(BUILD)/fixtures
 $(BUILD)/fixtures/uvleak: tests/fixtures/uvleak.c | $(BUILD)/fixtures
 	$(CC) $(FIXTURE_CFLAGS) -o $@ $< -luv
 
+# DWARF unwinding (tests/e2e_unwind.c): a program and a library built the
+# way distributions build them, optimised and without frame pointers.
+# Sibling-call optimisation stays off so that every function of the chain
+# is a frame (a tail call would drop it from stray's and valgrind's stacks
+# alike).
+UNWIND_FIXTURE_CFLAGS := -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -Wall -Wextra -Werror
+UNWIND_FIXTURES := $(BUILD)/fixtures/libunwindlib.so $(BUILD)/fixtures/unwindleak
+
+$(BUILD)/fixtures/libunwindlib.so: tests/fixtures/unwind/unwind_lib.cpp tests/fixtures/unwind/unwind_lib.h | $(BUILD)/fixtures
+	$(CXX) $(UNWIND_FIXTURE_CFLAGS) -fPIC -shared -o $@ $<
+
+$(BUILD)/fixtures/unwindleak: tests/fixtures/unwind/unwindleak.cpp $(BUILD)/fixtures/libunwindlib.so
+	$(CXX) $(UNWIND_FIXTURE_CFLAGS) -Itests/fixtures/unwind -o $@ $< -L$(BUILD)/fixtures -lunwindlib \
+		-Wl,-rpath,'$$ORIGIN'
+
 $(BUILD)/tests/unit: $(UNIT_SRCS) $(LIB_OBJS) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $(UNIT_SRCS) $(LIB_OBJS) -lcriterion $(LDLIBS)
 
@@ -111,7 +126,7 @@ unit-test: $(BUILD)/tests/unit
 bpf-test: $(BUILD)/tests/bpf
 	$(BUILD)/tests/bpf
 
-e2e-test: $(BUILD)/stray $(BUILD)/stray-asan $(BUILD)/tests/e2e $(FIXTURES)
+e2e-test: $(BUILD)/stray $(BUILD)/stray-asan $(BUILD)/tests/e2e $(FIXTURES) $(UNWIND_FIXTURES)
 	STRAY=$(abspath $(BUILD)/stray) STRAY_ASAN=$(abspath $(BUILD)/stray-asan) \
 		FIXTURES=$(abspath $(BUILD)/fixtures) $(BUILD)/tests/e2e -j1
 

@@ -82,6 +82,8 @@ static __always_inline void count(enum stray_counter c)
 		cs->v[c]++;
 }
 
+#include "unwind.bpf.h"
+
 static __always_inline bool is_target(__u32 tgid)
 {
 	return bpf_map_lookup_elem(&targets, &tgid) != NULL;
@@ -134,7 +136,12 @@ static __always_inline struct stray_site *site_of_current_stack(void *ctx, __u32
 	s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
 		return NULL;
-	n = bpf_get_stack(ctx, s->ips, sizeof(s->ips), BPF_F_USER_STACK);
+	if (unwind_mode != STRAY_UNWIND_FP) {
+		s->depth = unwind_user_stack(ctx, ret_slot);
+		goto captured;
+	}
+	n = bpf_get_stack(ctx, s->ips, (max_depth < STRAY_MAX_STACK_DEPTH ? max_depth : STRAY_MAX_STACK_DEPTH) * 8,
+			  BPF_F_USER_STACK);
 	if (n < 0) {
 		count(STRAY_CNT_STACK_ERRORS);
 		n = 0;
@@ -145,6 +152,7 @@ static __always_inline struct stray_site *site_of_current_stack(void *ctx, __u32
 			n = sizeof(__u64);
 	}
 	s->depth = n / sizeof(__u64);
+captured:
 	key.stack_hash = hash_stack(tgid, s->ips, s->depth);
 	/* The kind is part of the site's identity. */
 	if (kind != STRAY_KIND_HEAP)

@@ -88,6 +88,8 @@ static int size_maps(struct stray_bpf *skel, const struct loader_opts *opts)
 		err = err ?: bpf_map__set_max_entries(skel->maps.sites, opts->max_sites);
 	if (opts->max_targets)
 		err = err ?: bpf_map__set_max_entries(skel->maps.targets, opts->max_targets);
+	if (opts->max_unwind_rows)
+		err = err ?: bpf_map__set_max_entries(skel->maps.unwind_rows, opts->max_unwind_rows);
 	return err;
 }
 
@@ -112,6 +114,10 @@ struct loader *loader__new(const struct loader_opts *opts, const char **errmsg)
 		goto fail;
 	}
 	l->skel->rodata->page_size = sysconf(_SC_PAGESIZE);
+	l->skel->rodata->unwind_page_shift = __builtin_ctzl(sysconf(_SC_PAGESIZE));
+	l->skel->rodata->unwind_mode = opts->unwind_mode;
+	if (opts->max_depth)
+		l->skel->rodata->max_depth = opts->max_depth;
 	err = size_maps(l->skel, opts);
 	if (err) {
 		*errmsg = "cannot size BPF maps";
@@ -300,6 +306,26 @@ uint32_t loader__max_sites(const struct loader *l)
 uint32_t loader__max_allocs(const struct loader *l)
 {
 	return bpf_map__max_entries(l->skel->maps.allocs);
+}
+
+int loader__unwind_rows_fd(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.unwind_rows);
+}
+
+int loader__unwind_modules_fd(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.unwind_modules);
+}
+
+uint32_t loader__max_unwind_rows(const struct loader *l)
+{
+	return bpf_map__max_entries(l->skel->maps.unwind_rows);
+}
+
+uint32_t loader__max_unwind_modules(const struct loader *l)
+{
+	return bpf_map__max_entries(l->skel->maps.unwind_modules);
 }
 
 int allocator__lookup_scope(int pid, bool at_exec, char ***paths, size_t *n)

@@ -17,6 +17,9 @@ struct loader_opts {
 	uint32_t max_allocs;   /* outstanding-allocation map capacity */
 	uint32_t max_sites;    /* call-site map capacity */
 	uint32_t max_targets;  /* processes traced at once */
+	uint32_t unwind_mode;  /* enum stray_unwind_mode (0: frame pointers) */
+	uint32_t max_depth;    /* frames per stack, 0: STRAY_MAX_STACK_DEPTH */
+	uint32_t max_unwind_rows; /* unwind table rows, 0: default */
 };
 
 /* Where one object defines allocator functions, as uprobe file offsets. */
@@ -66,6 +69,11 @@ int loader__sites_fd(const struct loader *l);
 int loader__counters_fd(const struct loader *l);
 uint32_t loader__max_sites(const struct loader *l);
 uint32_t loader__max_allocs(const struct loader *l);
+/* The DWARF unwinder's maps (user/unwind.h) and their capacities. */
+int loader__unwind_rows_fd(const struct loader *l);
+int loader__unwind_modules_fd(const struct loader *l);
+uint32_t loader__max_unwind_rows(const struct loader *l);
+uint32_t loader__max_unwind_modules(const struct loader *l);
 
 /*
  * Which objects define the allocator functions for process pid.

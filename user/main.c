@@ -39,6 +39,10 @@ static const char usage[] =
 	"      --oom-horizon SECS oom_projection when the cgroup limit is nearer (default 3600)\n"
 	"      --fail-on-leak     exit with status 3 when a suspect's verdict is \"leak\"\n"
 	"      --no-timers        do not trace timerfd, POSIX, interval and libuv timers\n"
+	"      --unwind MODE      stack unwinding: fp (frame pointers), dwarf (call-frame\n"
+	"                         information only) or auto (CFI where modules have it, frame\n"
+	"                         pointers elsewhere; the default)\n"
+	"      --max-depth N      frames per stack, 1 to 64 (default 64)\n"
 	"  -v, --verbose          log attachments and drains on stderr\n"
 	"  -h, --help             show this help\n"
 	"  -V, --version          show the version\n";
@@ -86,7 +90,7 @@ static int parse_count(const char *opt, const char *text, long min, long max, lo
 enum {
 	OPT_MIN_AGE = 256, OPT_JSON, OPT_TOP, OPT_MAX_ALLOCS, OPT_MAX_SITES, OPT_MAX_PROCS,
 	OPT_WATCH, OPT_REPORT_EVERY, OPT_ALERTS, OPT_GROWTH_ALERT, OPT_HEAP_WARN, OPT_HEAP_CRITICAL,
-	OPT_OOM_HORIZON, OPT_FAIL_ON_LEAK, OPT_NO_TIMERS,
+	OPT_OOM_HORIZON, OPT_FAIL_ON_LEAK, OPT_NO_TIMERS, OPT_UNWIND, OPT_MAX_DEPTH,
 };
 
 /* A byte count with an optional binary suffix: 512, 64K, 5M, 2G, 1T. */
@@ -135,6 +139,8 @@ static const struct option long_options[] = {
 	{ "oom-horizon", required_argument, NULL, OPT_OOM_HORIZON },
 	{ "fail-on-leak", no_argument, NULL, OPT_FAIL_ON_LEAK },
 	{ "no-timers", no_argument, NULL, OPT_NO_TIMERS },
+	{ "unwind", required_argument, NULL, OPT_UNWIND },
+	{ "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -156,6 +162,19 @@ static const char *argv_option(int short_opt)
 }
 
 static int parse_growth_option(int c, struct session_opts *o);
+
+static int parse_unwind(const char *text, uint32_t *mode)
+{
+	if (!strcmp(text, "fp"))
+		*mode = STRAY_UNWIND_FP;
+	else if (!strcmp(text, "dwarf"))
+		*mode = STRAY_UNWIND_DWARF;
+	else if (!strcmp(text, "auto"))
+		*mode = STRAY_UNWIND_AUTO;
+	else
+		return fail("invalid --unwind '%s': expected fp, dwarf or auto", text);
+	return 0;
+}
 
 /* Returns 0 to run, 1 when help/version was printed, -1 on a bad option. */
 static int parse_option(int c, struct session_opts *o)
@@ -201,6 +220,13 @@ static int parse_option(int c, struct session_opts *o)
 		return 0;
 	case 'v':
 		o->verbose = true;
+		return 0;
+	case OPT_UNWIND:
+		return parse_unwind(optarg, &o->unwind_mode);
+	case OPT_MAX_DEPTH:
+		if (parse_count("--max-depth", optarg, 1, STRAY_MAX_STACK_DEPTH, &v))
+			return -1;
+		o->max_depth = v;
 		return 0;
 	default:
 		return parse_growth_option(c, o);
@@ -267,6 +293,8 @@ static int parse_args(int argc, char **argv, struct session_opts *o)
 		.max_procs = 1024,
 		.growth_alert_bph = 5.0 * 1024 * 1024,
 		.oom_horizon_s = 3600,
+		.unwind_mode = STRAY_UNWIND_AUTO,
+		.max_depth = STRAY_MAX_STACK_DEPTH,
 	};
 	/* '+': stop at the first non-option so COMMAND's own options stay its
 	 * own; ':' and opterr = 0: report bad options in our one-line format. */

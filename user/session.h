@@ -31,6 +31,8 @@ struct session_opts {
 	double oom_horizon_s;       /* --oom-horizon */
 	bool fail_on_leak;          /* --fail-on-leak: exit 3 on a "leak" verdict */
 	bool no_timers;             /* --no-timers */
+	uint32_t unwind_mode;       /* --unwind: enum stray_unwind_mode */
+	uint32_t max_depth;         /* --max-depth */
 };
 
 /* Exit status of stray when --fail-on-leak finds a suspect with verdict "leak". */
