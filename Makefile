@@ -141,11 +141,14 @@ $(BUILD)/bench:
 $(BUILD)/bench/malloc_bench: tests/bench/malloc_bench.c | $(BUILD)/bench
 	$(CC) -O2 -g $(WARN) -o $@ $<
 
+$(BUILD)/bench/unwind_bench: tests/bench/unwind_bench.c | $(BUILD)/bench
+	$(CC) -O2 -g -fno-omit-frame-pointer $(WARN) -o $@ $<
+
 $(BUILD)/bench/trapfloor: tests/bench/trapfloor.c $(LIB_OBJS) | $(BUILD)/bench
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
 # Benchmarks are not tests: they print ratios measured in one run.
-bench: $(BUILD)/stray $(BUILD)/bench/malloc_bench $(BUILD)/bench/trapfloor
+bench: $(BUILD)/stray $(BUILD)/bench/malloc_bench $(BUILD)/bench/trapfloor $(BUILD)/bench/unwind_bench
 	BUILD=$(BUILD) ./scripts/bench.sh
 
 # Soak (not a test): stray --watch for 30 minutes, its RSS must stay flat.

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -183,6 +185,19 @@ int unwind_tables__add_file(struct unwind_tables *u, const char *path)
 	return 0;
 }
 
+/* At exec the dynamic linker is not in the predicted load order, and the
+ * libraries' constructors it runs allocate before the first drain. */
+static void add_interpreter(struct unwind_tables *u, int pid)
+{
+	char exe[64], interp[PATH_MAX], path[PATH_MAX + 64];
+
+	snprintf(exe, sizeof(exe), "/proc/%d/exe", pid);
+	if (unwind_table__interpreter(exe, interp, sizeof(interp)))
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/root%s", pid, interp);
+	unwind_tables__add_file(u, path);
+}
+
 int unwind_tables__add_process(struct unwind_tables *u, int pid, bool at_exec)
 {
 	char **paths = NULL;
@@ -196,6 +211,8 @@ int unwind_tables__add_process(struct unwind_tables *u, int pid, bool at_exec)
 	for (size_t i = 0; i < n; i++)
 		unwind_tables__add_file(u, paths[i]);
 	elfsym__free_paths(paths, n);
+	if (at_exec)
+		add_interpreter(u, pid);
 	return 0;
 }
 

@@ -391,6 +391,41 @@ int unwind_table__build_id(const char *path, char out[41])
 	return 0;
 }
 
+/* The PT_INTERP string of elf into out. */
+static int read_interpreter(Elf *elf, char *out, size_t len)
+{
+	size_t n, size;
+	const char *raw = elf_rawfile(elf, &size);
+
+	if (!raw || elf_getphdrnum(elf, &n))
+		return -ENOEXEC;
+	for (size_t i = 0; i < n; i++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(elf, i, &ph) || ph.p_type != PT_INTERP)
+			continue;
+		if (ph.p_offset >= size || ph.p_filesz > size - ph.p_offset || !ph.p_filesz ||
+		    raw[ph.p_offset + ph.p_filesz - 1] || ph.p_filesz > len)
+			return -ENOEXEC;
+		memcpy(out, raw + ph.p_offset, ph.p_filesz);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int unwind_table__interpreter(const char *path, char *out, size_t len)
+{
+	Elf *elf;
+	int fd, err = open_elf(path, &fd, &elf);
+
+	if (err)
+		return err;
+	err = read_interpreter(elf, out, len);
+	elf_end(elf);
+	close(fd);
+	return err;
+}
+
 /* Rows from .eh_frame (libdw's dwarf_getcfi_elf), or from .debug_frame. */
 static int elf_rows(Elf *elf, struct row_buf *b)
 {

@@ -34,6 +34,10 @@ int unwind_table__build_id(const char *path, char out[41]);
 
 void unwind_table__clear(struct unwind_table *t);
 
+/* The dynamic linker an executable names (PT_INTERP) into out. Returns 0,
+ * -ENOENT when it has none (static), or another -errno. */
+int unwind_table__interpreter(const char *path, char *out, size_t len);
+
 /* The row covering pc (module virtual address), or NULL: the BPF walker's
  * search, for tests. */
 const struct stray_unwind_row *unwind_table__lookup(const struct unwind_table *t, uint64_t pc);
