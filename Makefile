@@ -141,7 +141,7 @@ $(BUILD)/bench:
 $(BUILD)/bench/malloc_bench: tests/bench/malloc_bench.c | $(BUILD)/bench
 	$(CC) -O2 -g $(WARN) -o $@ $<
 
-$(BUILD)/bench/unwind_bench: tests/bench/unwind_bench.c | $(BUILD)/bench
+$(BUILD)/bench/unwind_bench: tests/bench/malloc_bench.c | $(BUILD)/bench
 	$(CC) -O2 -g -fno-omit-frame-pointer $(WARN) -o $@ $<
 
 $(BUILD)/bench/trapfloor: tests/bench/trapfloor.c $(LIB_OBJS) | $(BUILD)/bench

@@ -93,7 +93,7 @@ done
 med() { printf '%s\n' $1 | median; }
 
 echo
-echo "unwinding: malloc+free $UNWIND_DEPTH frames below main (unwind_bench, frame pointers kept)"
+echo "unwinding: malloc_bench $UNWIND_DEPTH frames below main, built with frame pointers (unwind_bench)"
 printf '%-10s %12s %14s %16s %12s\n' unwind ns/op x_untraced probe_ns/alloc x_fp
 for mode in untraced fp dwarf; do
 	awk -v m="$mode" -v v="$(med "${op[$mode]}")" -v u="$(med "${op[untraced]}")" \
