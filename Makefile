@@ -96,9 +96,11 @@ $(BUILD)/fixtures/uvleak: tests/fixtures/uvleak.c | $(BUILD)/fixtures
 # is a frame (a tail call would drop it from stray's and valgrind's stacks
 # alike).
 UNWIND_FIXTURE_CFLAGS := -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -Wall -Wextra -Werror
-UNWIND_FIXTURES := $(BUILD)/fixtures/libunwindlib.so $(BUILD)/fixtures/unwindleak
+# libunwinddl.so: the same library, for the fixture to dlopen.
+UNWIND_FIXTURES := $(BUILD)/fixtures/libunwindlib.so $(BUILD)/fixtures/libunwinddl.so $(BUILD)/fixtures/unwindleak
 
-$(BUILD)/fixtures/libunwindlib.so: tests/fixtures/unwind/unwind_lib.cpp tests/fixtures/unwind/unwind_lib.h | $(BUILD)/fixtures
+$(BUILD)/fixtures/libunwindlib.so $(BUILD)/fixtures/libunwinddl.so: tests/fixtures/unwind/unwind_lib.cpp \
+		tests/fixtures/unwind/unwind_lib.h | $(BUILD)/fixtures
 	$(CXX) $(UNWIND_FIXTURE_CFLAGS) -fPIC -shared -o $@ $<
 
 $(BUILD)/fixtures/unwindleak: tests/fixtures/unwind/unwindleak.cpp $(BUILD)/fixtures/libunwindlib.so
