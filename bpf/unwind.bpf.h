@@ -121,7 +121,9 @@ static __always_inline long unwind_step_fp(struct unwind_walk *w)
 {
 	__u64 frame[2];
 
-	if (!w->fp || bpf_probe_read_user(frame, sizeof(frame), (void *)w->fp))
+	/* A caller's frame is above the callee's: anything else is not a
+	 * frame pointer (code that uses the register for data). */
+	if (w->fp < w->sp || bpf_probe_read_user(frame, sizeof(frame), (void *)w->fp))
 		return 1;
 	w->sp = w->fp + 16;
 	w->fp = frame[0];
@@ -150,6 +152,8 @@ static __always_inline long unwind_step_row(struct unwind_walk *w, const struct 
 	default:
 		return -1;
 	}
+	if (cfa <= w->sp) /* the stack only grows down: a corrupt frame */
+		return -1;
 	if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(cfa + STRAY_UNWIND_RA_OFF)))
 		return -1;
 	if (row->fp_rule == STRAY_FP_AT_CFA && bpf_probe_read_user(&fp, sizeof(fp), (void *)(cfa + row->fp_off)))
@@ -178,7 +182,7 @@ static long unwind_frame(__u64 i, void *data)
 	/* Every frame's ip is a return address: the call is the byte before,
 	 * which is inside the caller even when the call was its last
 	 * instruction (a noreturn callee). */
-	if (w->nrows)
+	if (w->nrows && w->ip - 1 - w->bias <= 0xffffffffULL) /* rows hold 32-bit pcs */
 		row = unwind_find_row(w, w->ip - 1 - w->bias);
 	ret = row ? unwind_step_row(w, row) : -1;
 	if (ret >= 0)
