@@ -351,3 +351,20 @@ double e2e_number(json_object *obj, const char *key)
 		  "\"%s\" is not a number: %s", key, json_object_to_json_string(obj));
 	return json_object_get_double(v);
 }
+
+void e2e_wait_attached(struct e2e_run *r, pid_t stray)
+{
+	char buf[4096];
+	double deadline = e2e_now_s() + 10;
+
+	for (;;) {
+		ssize_t n = pread(r->err_fd, buf, sizeof(buf) - 1, 0);
+
+		buf[n > 0 ? n : 0] = '\0';
+		if (strstr(buf, "probes on"))
+			return;
+		cr_assert(waitpid(stray, NULL, WNOHANG) == 0, "stray exited before attaching: %s", buf);
+		cr_assert(e2e_now_s() < deadline, "stray did not attach within 10 s: %s", buf);
+		e2e_sleep_s(0.02);
+	}
+}

@@ -46,25 +46,6 @@ static void assert_complete(json_object *report)
 	cr_assert(json_object_is_type(e2e_member(e2e_member(report, "heap"), "samples"), json_type_array));
 }
 
-/* Block until stray (run with -v) logs that its probes are on, so a
- * signal sent next lands in the window rather than during set-up. */
-static void wait_attached(struct e2e_run *r, pid_t stray)
-{
-	char buf[4096];
-	double deadline = e2e_now_s() + 10;
-
-	for (;;) {
-		ssize_t n = pread(r->err_fd, buf, sizeof(buf) - 1, 0);
-
-		buf[n > 0 ? n : 0] = '\0';
-		if (strstr(buf, "probes on"))
-			return;
-		cr_assert(waitpid(stray, NULL, WNOHANG) == 0, "stray exited before attaching: %s", buf);
-		cr_assert(e2e_now_s() < deadline, "stray did not attach within 10 s: %s", buf);
-		e2e_sleep_s(0.02);
-	}
-}
-
 /* A suspect at fn, from pid, whose allocations are all unit bytes. */
 static json_object *assert_leak(json_object *report, pid_t pid, const char *fn, int unit,
 				const char *text)
@@ -169,7 +150,7 @@ static void signal_ends_attach(int sig)
 	snprintf(pidbuf, sizeof(pidbuf), "%d", pid);
 	const char *args[] = { "-v", "-p", pidbuf, NULL };
 	stray = e2e_stray_start(&r, args);
-	wait_attached(&r, stray);
+	e2e_wait_attached(&r, stray);
 	e2e_sleep_s(0.5);
 	t0 = e2e_now_s();
 	kill(stray, sig);
@@ -209,7 +190,7 @@ Test(e2e_attach, run_mode_forwards_sigterm_and_exits_with_its_status)
 	double t0;
 	json_object *cmd;
 
-	wait_attached(&r, stray);
+	e2e_wait_attached(&r, stray);
 	e2e_sleep_s(0.5);
 	t0 = e2e_now_s();
 	kill(stray, SIGTERM);

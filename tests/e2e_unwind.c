@@ -12,6 +12,7 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,15 +258,13 @@ static void run_stray(struct e2e_run *r, const char *mode, const char *const *ar
 }
 
 /* Compare every leak of the fixture's chain run as argv (valgrind records
- * through stage4 to main, nleaks of them); returns how many of them
- * stray's stacks match. */
-static int matching_stacks(const char *mode, const char *const *argv, int nleaks, char *why, size_t len)
+ * through stage4 to main, nleaks of them) with stray's report; returns how
+ * many of them stray's stacks match. */
+static int report_matches(json_object *report, const char *const *argv, int nleaks, char *why, size_t len)
 {
 	struct vg_record recs[MAX_RECORDS] = { 0 };
 	int n = run_valgrind(argv, recs), compared = 0, matched = 0;
-	struct e2e_run r;
 
-	run_stray(&r, mode, argv);
 	why[0] = '\0';
 	for (int i = 0; i < n; i++) {
 		json_object *s;
@@ -273,7 +272,7 @@ static int matching_stacks(const char *mode, const char *const *argv, int nleaks
 		if (!recs[i].reaches_main || !recs[i].in_chain)
 			continue;
 		compared++;
-		s = suspect_of_size(r.report, recs[i].bytes, recs[i].blocks);
+		s = suspect_of_size(report, recs[i].bytes, recs[i].blocks);
 		if (!s)
 			snprintf(why, len, "no stray suspect of %lld bytes in %lld blocks", (long long)recs[i].bytes,
 				 (long long)recs[i].blocks);
@@ -282,6 +281,17 @@ static int matching_stacks(const char *mode, const char *const *argv, int nleaks
 	}
 	cr_assert_eq(compared, nleaks, "valgrind saw %d leaks of the chain, expected %d", compared, nleaks);
 	free_records(recs, n);
+	return matched;
+}
+
+/* The same for stray --unwind=mode running the fixture. */
+static int matching_stacks(const char *mode, const char *const *argv, int nleaks, char *why, size_t len)
+{
+	struct e2e_run r;
+	int matched;
+
+	run_stray(&r, mode, argv);
+	matched = report_matches(r.report, argv, nleaks, why, len);
 	e2e_run_free(&r);
 	return matched;
 }
@@ -322,6 +332,29 @@ Test(e2e_unwind, dlopen_after_attach, .timeout = 300)
 	char why[512];
 
 	cr_assert_eq(matching_stacks("dwarf", argv, 1, why, sizeof(why)), 1, "%s", why);
+}
+
+/* stray -p: the tables of everything the process has mapped are loaded at
+ * attach. The fixture leaks once stray's probes are on. */
+Test(e2e_unwind, attach_matches_valgrind, .timeout = 300)
+{
+	const char *argv[] = { e2e_fixture("unwindleak"), NULL };
+	const char *fx[] = { e2e_fixture("unwindleak"), "--wait", NULL };
+	pid_t pid = e2e_start_fixture(fx), stray;
+	char pidbuf[16], why[512];
+	struct e2e_run r;
+
+	snprintf(pidbuf, sizeof(pidbuf), "%d", pid);
+	const char *args[] = { "-v", "--unwind=dwarf", "--no-timers", "-p", pidbuf, "-d", "30", NULL };
+	stray = e2e_stray_start(&r, args);
+	e2e_wait_attached(&r, stray);
+	kill(pid, SIGUSR1);
+	e2e_stray_wait(&r, stray, 60); /* the window ends when the fixture exits */
+	e2e_stop_fixture(pid);
+	cr_assert_eq(r.status, 0, "stray -p failed (%d): %s", r.status, r.err);
+	cr_assert(r.report, "no JSON report: %s", r.err);
+	cr_assert_eq(report_matches(r.report, argv, FIXTURE_LEAKS, why, sizeof(why)), FIXTURE_LEAKS, "%s", why);
+	e2e_run_free(&r);
 }
 
 Test(e2e_unwind, max_depth, .timeout = 120)

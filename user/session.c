@@ -120,6 +120,10 @@ static int attach(struct session *s, int pid, bool at_exec)
 	if (err)
 		return err;
 	err = track_pid(s, pid);
+	/* Unwind tables before the probes: the first allocations seen need
+	 * them. */
+	if (!err && s->unwind)
+		unwind_tables__add_process(s->unwind, pid, at_exec);
 	if (!err)
 		err = loader__attach(s->loader, pid, &alloc);
 	for (size_t i = 0; i < alloc.nobjects && !err; i++)
@@ -127,9 +131,6 @@ static int attach(struct session *s, int pid, bool at_exec)
 	allocator__clear(&alloc);
 	if (err)
 		return err;
-	/* Before the process runs on: its first allocations need them. */
-	if (s->unwind)
-		unwind_tables__add_process(s->unwind, pid, at_exec);
 	snapshot_maps(s, pid);
 	/* Timers are extra: a process whose timers cannot be traced still has
 	 * its memory traced. */
