@@ -89,6 +89,8 @@ enum stray_counter {
 				      because their module had no unwind table (yet) */
 	STRAY_CNT_UNWIND_STOPPED,  /* DWARF walks ended early: no rule for the address,
 				      or the stack could not be read */
+	STRAY_CNT_UNWIND_NO_VMA,   /* frames whose module could not be found: address
+				      space locked (bpf_find_vma's EBUSY), not cached */
 	STRAY_CNT_NR,
 };
 

@@ -40,6 +40,41 @@ struct {
 	__type(value, struct stray_unwind_module);
 } unwind_modules SEC(".maps");
 
+/*
+ * bpf_find_vma only try-locks the address space: while another thread of
+ * the process maps or unmaps (thread stacks, malloc arenas), it fails with
+ * EBUSY. Then the module comes from this cache of earlier answers, keyed by
+ * the address space and the address's 2 MiB granule, a few VMAs each. It
+ * is only consulted when the lock is taken, so an entry left by a library
+ * since unmapped is used rarely, and only until the LRU drops it.
+ */
+#define UNWIND_GRANULE_SHIFT 21
+#define UNWIND_CACHE_WAYS 4
+
+struct unwind_vma {
+	__u64 start, end;
+	__s64 bias;
+	__u32 first, nrows;
+};
+
+struct unwind_cache_key {
+	__u64 mm;
+	__u64 granule;
+};
+
+struct unwind_cache_entry {
+	struct unwind_vma vma[UNWIND_CACHE_WAYS];
+	__u32 next; /* slot replaced next */
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct unwind_cache_key);
+	__type(value, struct unwind_cache_entry);
+} unwind_vma_cache SEC(".maps");
+
 /* A walk in progress, on the BPF stack of the probe. */
 struct unwind_walk {
 	__u64 ip, sp, fp;
@@ -70,6 +105,56 @@ static long unwind_vma_found(struct task_struct *task, struct vm_area_struct *vm
 	return 0;
 }
 
+static __always_inline struct unwind_cache_key unwind_cache_key_of(__u64 ip)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	return (struct unwind_cache_key){ .mm = (__u64)task->mm, .granule = ip >> UNWIND_GRANULE_SHIFT };
+}
+
+/* Remember the walk's current VMA for its granule. */
+static __always_inline void unwind_cache_put(const struct unwind_walk *w)
+{
+	struct unwind_cache_key key = unwind_cache_key_of(w->ip);
+	struct unwind_vma vma = { w->vma_start, w->vma_end, w->bias, w->first, w->nrows };
+	struct unwind_cache_entry *e = bpf_map_lookup_elem(&unwind_vma_cache, &key), fresh = {};
+	__u32 slot;
+
+	if (!e) {
+		fresh.vma[0] = vma;
+		fresh.next = 1;
+		bpf_map_update_elem(&unwind_vma_cache, &key, &fresh, BPF_ANY);
+		return;
+	}
+	for (int i = 0; i < UNWIND_CACHE_WAYS; i++)
+		if (e->vma[i].start == vma.start && e->vma[i].end == vma.end) {
+			e->vma[i] = vma;
+			return;
+		}
+	slot = e->next++ % UNWIND_CACHE_WAYS;
+	e->vma[slot] = vma;
+}
+
+/* The VMA holding w->ip from the cache; false when it has none. */
+static __always_inline bool unwind_cache_get(struct unwind_walk *w)
+{
+	struct unwind_cache_key key = unwind_cache_key_of(w->ip);
+	struct unwind_cache_entry *e = bpf_map_lookup_elem(&unwind_vma_cache, &key);
+
+	if (!e)
+		return false;
+	for (int i = 0; i < UNWIND_CACHE_WAYS; i++)
+		if (w->ip >= e->vma[i].start && w->ip < e->vma[i].end) {
+			w->vma_start = e->vma[i].start;
+			w->vma_end = e->vma[i].end;
+			w->bias = e->vma[i].bias;
+			w->first = e->vma[i].first;
+			w->nrows = e->vma[i].nrows;
+			return true;
+		}
+	return false;
+}
+
 /* Point the walk at the rows of the module holding w->ip (nrows 0 when it
  * has none). */
 static __always_inline void unwind_find_module(struct unwind_walk *w)
@@ -82,16 +167,22 @@ static __always_inline void unwind_find_module(struct unwind_walk *w)
 	w->nrows = 0;
 	w->vma_start = w->vma_end = 0;
 	w->has_file = 0;
-	if (bpf_find_vma(bpf_get_current_task_btf(), w->ip, unwind_vma_found, w, 0) || !w->has_file)
+	if (bpf_find_vma(bpf_get_current_task_btf(), w->ip, unwind_vma_found, w, 0)) {
+		if (!unwind_cache_get(w))
+			count(STRAY_CNT_UNWIND_NO_VMA);
 		return;
-	key.dev = w->dev;
-	key.ino = w->ino;
-	m = bpf_map_lookup_elem(&unwind_modules, &key);
-	if (!m)
-		return;
-	w->first = m->first;
-	w->nrows = m->nrows;
-	w->bias = (__s64)w->vma_start - (__s64)(w->pgoff << unwind_page_shift) - m->vaddr_delta;
+	}
+	if (w->has_file) {
+		key.dev = w->dev;
+		key.ino = w->ino;
+		m = bpf_map_lookup_elem(&unwind_modules, &key);
+		if (m) {
+			w->first = m->first;
+			w->nrows = m->nrows;
+			w->bias = (__s64)w->vma_start - (__s64)(w->pgoff << unwind_page_shift) - m->vaddr_delta;
+		}
+	}
+	unwind_cache_put(w);
 }
 
 /* The module's last row starting at or below pc, or NULL. */

@@ -397,6 +397,7 @@ static const struct counter_name kernel_drops[] = {
 	{ STRAY_CNT_STALE_INFLIGHT, "stale_inflight" },
 	{ STRAY_CNT_UNMAP_UNHANDLED, "unmaps_not_handled" },
 	{ STRAY_CNT_UNWIND_STOPPED, "unwind_stopped" },
+	{ STRAY_CNT_UNWIND_NO_VMA, "unwind_no_vma" },
 };
 
 static const struct counter_name drain_drops[] = {
