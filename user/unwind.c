@@ -228,9 +228,3 @@ size_t unwind_tables__dropped(const struct unwind_tables *u, struct report_count
 	memcpy(out, all, n * sizeof(*out));
 	return n;
 }
-
-void unwind_tables__usage(const struct unwind_tables *u, uint64_t *rows, uint64_t *tables)
-{
-	*rows = u->next_row;
-	*tables = u->ntables;
-}

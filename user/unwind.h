@@ -40,7 +40,4 @@ int unwind_tables__add_file(struct unwind_tables *u, const char *path);
  * count (at most max). */
 size_t unwind_tables__dropped(const struct unwind_tables *u, struct report_counter *out, size_t max);
 
-/* Rows loaded and distinct tables built so far. */
-void unwind_tables__usage(const struct unwind_tables *u, uint64_t *rows, uint64_t *tables);
-
 #endif /* STRAY_UNWIND_H */
