@@ -245,10 +245,22 @@ static __always_inline long unwind_step_row(struct unwind_walk *w, const struct 
 	}
 	if (cfa <= w->sp) /* the stack only grows down: a corrupt frame */
 		return -1;
-	if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(cfa + STRAY_UNWIND_RA_OFF)))
-		return -1;
-	if (row->fp_rule == STRAY_FP_AT_CFA && bpf_probe_read_user(&fp, sizeof(fp), (void *)(cfa + row->fp_off)))
-		return -1;
+	if (row->fp_rule == STRAY_FP_AT_CFA && row->fp_off == STRAY_UNWIND_RA_OFF - 8) {
+		/* The usual prologue pushed fp right below the return address:
+		 * one read for both. */
+		__u64 pair[2];
+
+		if (bpf_probe_read_user(pair, sizeof(pair), (void *)(cfa + row->fp_off)))
+			return -1;
+		fp = pair[0];
+		ra = pair[1];
+	} else {
+		if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(cfa + STRAY_UNWIND_RA_OFF)))
+			return -1;
+		if (row->fp_rule == STRAY_FP_AT_CFA &&
+		    bpf_probe_read_user(&fp, sizeof(fp), (void *)(cfa + row->fp_off)))
+			return -1;
+	}
 	w->ip = ra;
 	w->sp = cfa;
 	w->fp = fp;
