@@ -119,6 +119,23 @@ $(BUILD)/fixtures/alloclib-stripped: tests/fixtures/alloclib.cpp | $(BUILD)/fixt
 	$(CXX) $(FIXTURE_CFLAGS) -DWITH_JEMALLOC -rdynamic -o $@ $< -Wl,-Bstatic -ljemalloc -Wl,-Bdynamic -ldl
 	strip $@
 
+# DWARF unwinding (tests/e2e_unwind.c): a program and a library built the
+# way distributions build them, optimised and without frame pointers.
+# Sibling-call optimisation stays off so that every function of the chain
+# is a frame (a tail call would drop it from stray's and valgrind's stacks
+# alike).
+UNWIND_FIXTURE_CFLAGS := -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -Wall -Wextra -Werror
+# libunwinddl.so: the same library, for the fixture to dlopen.
+UNWIND_FIXTURES := $(BUILD)/fixtures/libunwindlib.so $(BUILD)/fixtures/libunwinddl.so $(BUILD)/fixtures/unwindleak
+
+$(BUILD)/fixtures/libunwindlib.so $(BUILD)/fixtures/libunwinddl.so: tests/fixtures/unwind/unwind_lib.cpp \
+		tests/fixtures/unwind/unwind_lib.h | $(BUILD)/fixtures
+	$(CXX) $(UNWIND_FIXTURE_CFLAGS) -fPIC -shared -o $@ $<
+
+$(BUILD)/fixtures/unwindleak: tests/fixtures/unwind/unwindleak.cpp $(BUILD)/fixtures/libunwindlib.so
+	$(CXX) $(UNWIND_FIXTURE_CFLAGS) -Itests/fixtures/unwind -o $@ $< -L$(BUILD)/fixtures -lunwindlib \
+		-Wl,-rpath,'$$ORIGIN'
+
 $(BUILD)/tests/unit: $(UNIT_SRCS) $(LIB_OBJS) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $(UNIT_SRCS) $(LIB_OBJS) -lcriterion $(LDLIBS)
 
@@ -140,7 +157,7 @@ unit-test: $(BUILD)/tests/unit
 bpf-test: $(BUILD)/tests/bpf
 	$(BUILD)/tests/bpf
 
-e2e-test: $(BUILD)/stray $(BUILD)/stray-asan $(BUILD)/tests/e2e $(FIXTURES)
+e2e-test: $(BUILD)/stray $(BUILD)/stray-asan $(BUILD)/tests/e2e $(FIXTURES) $(UNWIND_FIXTURES)
 	STRAY=$(abspath $(BUILD)/stray) STRAY_ASAN=$(abspath $(BUILD)/stray-asan) \
 		FIXTURES=$(abspath $(BUILD)/fixtures) $(BUILD)/tests/e2e -j1
 	# The exactness subset again under each forced fallback attach mode
@@ -163,11 +180,15 @@ $(BUILD)/bench:
 $(BUILD)/bench/malloc_bench: tests/bench/malloc_bench.c | $(BUILD)/bench
 	$(CC) -O2 -g $(WARN) -o $@ $<
 
+$(BUILD)/bench/unwind_bench: tests/bench/malloc_bench.c | $(BUILD)/bench
+	$(CC) -O2 -g -fno-omit-frame-pointer $(WARN) -o $@ $<
+
 $(BUILD)/bench/trapfloor: tests/bench/trapfloor.c $(LIB_OBJS) | $(BUILD)/bench
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
 # Benchmarks are not tests: they print ratios measured in one run.
-bench: $(BUILD)/stray $(BUILD)/bench/malloc_bench $(BUILD)/bench/trapfloor $(BUILD)/fixtures/manylibs $(TINY_LIBS)
+bench: $(BUILD)/stray $(BUILD)/bench/malloc_bench $(BUILD)/bench/trapfloor $(BUILD)/bench/unwind_bench \
+		$(BUILD)/fixtures/manylibs $(TINY_LIBS)
 	BUILD=$(BUILD) ./scripts/bench.sh
 
 # Soak (not a test): stray --watch for 30 minutes, its RSS must stay flat.

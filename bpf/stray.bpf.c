@@ -91,6 +91,8 @@ static __always_inline void count_untracked(__u64 size)
 	cs->v[STRAY_CNT_UNTRACKED_BYTES] += size;
 }
 
+#include "unwind.bpf.h"
+
 static __always_inline bool is_target(__u32 tgid)
 {
 	return bpf_map_lookup_elem(&targets, &tgid) != NULL;
@@ -143,9 +145,15 @@ static __always_inline struct stray_site *site_of_current_stack(void *ctx, __u32
 	s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
 		return NULL;
+	if (unwind_mode != STRAY_UNWIND_FP) {
+		s->depth = unwind_user_stack(ctx, ret_slot);
+		goto captured;
+	}
 	/* At a return probe, the frame walk of fpwalk.bpf.h (cheaper); at an
 	 * entry, the kernel's, which knows about probes at entry points. */
-	n = ret_slot ? bpf_get_stack(ctx, s->ips, sizeof(s->ips), BPF_F_USER_STACK) :
+	n = ret_slot ? bpf_get_stack(ctx, s->ips,
+				     (max_depth < STRAY_MAX_STACK_DEPTH ? max_depth : STRAY_MAX_STACK_DEPTH) * 8,
+				     BPF_F_USER_STACK) :
 		       walk_user_stack(ctx, s->ips);
 	if (n < 0) {
 		count(STRAY_CNT_STACK_ERRORS);
@@ -164,6 +172,7 @@ static __always_inline struct stray_site *site_of_current_stack(void *ctx, __u32
 			n = sizeof(__u64);
 	}
 	s->depth = n / sizeof(__u64);
+captured:
 	key.stack_hash = hash_stack(tgid, s->ips, s->depth);
 	/* The kind is part of the site's identity. */
 	if (kind != STRAY_KIND_HEAP)

@@ -113,6 +113,12 @@ enum stray_counter {
 	STRAY_CNT_UNTRACKED_BYTES, /* bytes of the blocks counted in STRAY_CNT_ALLOC_MAP_FULL */
 	STRAY_CNT_FOLLOW_LOST,     /* --follow: fork/exec/exit event not delivered (ring
 				      buffer or targets map full) */
+	STRAY_CNT_UNWIND_FP_FRAMES,/* --unwind=auto: frames stepped with the frame pointer
+				      because their module had no unwind table (yet) */
+	STRAY_CNT_UNWIND_STOPPED,  /* DWARF walks ended early: no rule for the address,
+				      or the stack could not be read */
+	STRAY_CNT_UNWIND_NO_VMA,   /* frames whose module could not be found: address
+				      space locked (bpf_find_vma's EBUSY), not cached */
 	STRAY_CNT_NR,
 };
 
@@ -356,6 +362,65 @@ struct stray_timer_fdrec {
 
 struct stray_timer_counters {
 	__u64 v[STRAY_TCNT_NR];
+};
+
+/* ==== DWARF unwinding (bpf/unwind.bpf.h, user/unwind_table.c) ==========
+ * User space turns each mapped module's call-frame information into rows
+ * (one per address range, sorted by pc) in the unwind_rows array, and
+ * registers each module's file (device, inode) in unwind_modules. The
+ * walker finds a frame's module through its VMA, so one table serves every
+ * process that maps the file, at any address. */
+
+enum stray_unwind_mode {
+	STRAY_UNWIND_FP = 0,    /* frame pointers only (bpf_get_stack) */
+	STRAY_UNWIND_DWARF = 1, /* tables only: a walk ends where no table covers */
+	STRAY_UNWIND_AUTO = 2,  /* tables where they exist, frame pointers elsewhere */
+};
+
+#define STRAY_DEFAULT_UNWIND_ROWS (1u << 20)
+#define STRAY_DEFAULT_UNWIND_MODULES 4096u
+
+/* How the canonical frame address (CFA) of a row is computed. Registers are
+ * named by role, not by an architecture's numbers. */
+enum stray_cfa_rule {
+	STRAY_CFA_NONE = 0, /* no rule here (gap between functions, or an
+			       expression stray cannot evaluate) */
+	STRAY_CFA_SP = 1,   /* CFA = sp + cfa_off */
+	STRAY_CFA_FP = 2,   /* CFA = fp + cfa_off */
+	STRAY_CFA_PLT = 3,  /* x86-64 lazy PLT entry: sp + cfa_off, + 8 more when
+			       (pc & 15) >= 11 (the entry's push has run) */
+	STRAY_CFA_END = 4,  /* outermost frame: return address undefined (_start) */
+};
+
+enum stray_fp_rule {
+	STRAY_FP_SAME = 0,   /* the caller's frame pointer is unchanged */
+	STRAY_FP_AT_CFA = 1, /* saved at CFA + fp_off */
+};
+
+/* One row: from pc (module virtual address) up to the next row's pc. The
+ * return address is at CFA + STRAY_UNWIND_RA_OFF (x86-64: CFA - 8). */
+struct stray_unwind_row {
+	__u32 pc;
+	__s32 cfa_off;
+	__s16 fp_off;
+	__u8 cfa_rule; /* enum stray_cfa_rule */
+	__u8 fp_rule;  /* enum stray_fp_rule */
+};
+
+#define STRAY_UNWIND_RA_OFF (-8)
+
+/* A mapped file, as the kernel names it (s_dev in kernel encoding). */
+struct stray_unwind_module_key {
+	__u64 dev;
+	__u64 ino;
+};
+
+/* A module's rows: unwind_rows[first, first + nrows). A pc in the module is
+ * its file offset + vaddr_delta (p_vaddr - p_offset of its code segment). */
+struct stray_unwind_module {
+	__u32 first;
+	__u32 nrows;
+	__s64 vaddr_delta;
 };
 
 #endif /* STRAY_H */

@@ -28,7 +28,7 @@ apt-get install -y -qq --no-install-recommends \
 	libuv1-dev libcapstone-dev \
 	libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev \
 	valgrind procps binutils gdb util-linux \
-	bpftrace sqlite3 python3 zstd xz-utils gzip libc6-dbg nodejs groff-base >/dev/null
+	bpftrace sqlite3 python3 zstd xz-utils gzip libc6-dbg nodejs jq groff-base >/dev/null
 # redis-server is a test and bench workload, not a service: keep apt from starting it.
 if ! command -v redis-server >/dev/null; then
 	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d

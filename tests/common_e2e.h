@@ -47,6 +47,11 @@ int e2e_wait_status(pid_t pid, int timeout_s);
  * until it prints a line "ready" on stdout. Returns its pid (> 0).
  */
 pid_t e2e_start_fixture(const char *const *argv);
+/* Block until stray (started with -v by e2e_stray_start) logs that its
+ * probes are on, so what the test does next lands in the window rather
+ * than during set-up. */
+void e2e_wait_attached(struct e2e_run *r, pid_t stray);
+
 /* Kill (SIGKILL) and reap a fixture started above. */
 void e2e_stop_fixture(pid_t pid);
 

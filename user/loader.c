@@ -129,6 +129,8 @@ static int size_maps(struct stray_bpf *skel, const struct loader_opts *opts)
 		err = err ?: bpf_map__set_max_entries(skel->maps.sites, opts->max_sites);
 	if (opts->max_targets)
 		err = err ?: bpf_map__set_max_entries(skel->maps.targets, opts->max_targets);
+	if (opts->max_unwind_rows)
+		err = err ?: bpf_map__set_max_entries(skel->maps.unwind_rows, opts->max_unwind_rows);
 	return err;
 }
 
@@ -197,6 +199,10 @@ struct loader *loader__new(const struct loader_opts *opts, const char **errmsg)
 		goto fail;
 	}
 	select_programs(l->skel, l->mode);
+	l->skel->rodata->unwind_page_shift = __builtin_ctzl(sysconf(_SC_PAGESIZE));
+	l->skel->rodata->unwind_mode = opts->unwind_mode;
+	if (opts->max_depth)
+		l->skel->rodata->max_depth = opts->max_depth;
 	err = size_maps(l->skel, opts);
 	if (err) {
 		*errmsg = "cannot size BPF maps";
@@ -493,6 +499,26 @@ int loader__follow_events_fd(const struct loader *l)
 uint64_t loader__sample_bytes(const struct loader *l)
 {
 	return l->skel->rodata->sample_bytes;
+}
+
+int loader__unwind_rows_fd(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.unwind_rows);
+}
+
+int loader__unwind_modules_fd(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.unwind_modules);
+}
+
+uint32_t loader__max_unwind_rows(const struct loader *l)
+{
+	return bpf_map__max_entries(l->skel->maps.unwind_rows);
+}
+
+uint32_t loader__max_unwind_modules(const struct loader *l)
+{
+	return bpf_map__max_entries(l->skel->maps.unwind_modules);
 }
 
 int allocator__lookup_scope(int pid, bool at_exec, char ***paths, size_t *n)

@@ -19,6 +19,9 @@ struct loader_opts {
 	uint32_t max_targets;  /* processes traced at once */
 	bool follow;           /* load the --follow programs (bpf/follow.bpf.h) */
 	uint64_t sample_bytes; /* --sample: mean bytes between samples, 0: exact */
+	uint32_t unwind_mode;  /* enum stray_unwind_mode (0: frame pointers) */
+	uint32_t max_depth;    /* frames per stack, 0: STRAY_MAX_STACK_DEPTH */
+	uint32_t max_unwind_rows; /* unwind table rows, 0: default */
 };
 
 /* Ret instructions of operator new probed per object (user/retsites.c). */
@@ -88,6 +91,11 @@ uint32_t loader__max_allocs(const struct loader *l);
 /* The --follow events ring buffer (valid only with loader_opts.follow). */
 int loader__follow_events_fd(const struct loader *l);
 uint64_t loader__sample_bytes(const struct loader *l); /* 0: exact tracking */
+/* The DWARF unwinder's maps (user/unwind.h) and their capacities. */
+int loader__unwind_rows_fd(const struct loader *l);
+int loader__unwind_modules_fd(const struct loader *l);
+uint32_t loader__max_unwind_rows(const struct loader *l);
+uint32_t loader__max_unwind_modules(const struct loader *l);
 
 /*
  * Which objects define the allocator functions for process pid.

@@ -42,6 +42,10 @@ static const char usage[] =
 	"      --follow           with -p: also trace the processes it forks (run mode always does)\n"
 	"      --sample BYTES     sample heap allocations every BYTES on average (e.g. 512K):\n"
 	"                         lower overhead, heap figures become estimates (default: exact)\n"
+	"      --unwind MODE      stack unwinding: fp (frame pointers), dwarf (call-frame\n"
+	"                         information only) or auto (CFI where modules have it, frame\n"
+	"                         pointers elsewhere; the default)\n"
+	"      --max-depth N      frames per stack, 1 to 64 (default 64)\n"
 	"  -v, --verbose          log attachments and drains on stderr\n"
 	"  -h, --help             show this help\n"
 	"  -V, --version          show the version\n";
@@ -92,6 +96,7 @@ enum {
 	OPT_OOM_HORIZON, OPT_FAIL_ON_LEAK, OPT_NO_TIMERS,
 	OPT_FOLLOW,
 	OPT_SAMPLE,
+	OPT_UNWIND, OPT_MAX_DEPTH,
 };
 
 /* A byte count with an optional binary suffix: 512, 64K, 5M, 2G, 1T. */
@@ -142,6 +147,8 @@ static const struct option long_options[] = {
 	{ "fail-on-leak", no_argument, NULL, OPT_FAIL_ON_LEAK },
 	{ "no-timers", no_argument, NULL, OPT_NO_TIMERS },
 	{ "follow", no_argument, NULL, OPT_FOLLOW },
+	{ "unwind", required_argument, NULL, OPT_UNWIND },
+	{ "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -163,6 +170,19 @@ static const char *argv_option(int short_opt)
 }
 
 static int parse_growth_option(int c, struct session_opts *o);
+
+static int parse_unwind(const char *text, uint32_t *mode)
+{
+	if (!strcmp(text, "fp"))
+		*mode = STRAY_UNWIND_FP;
+	else if (!strcmp(text, "dwarf"))
+		*mode = STRAY_UNWIND_DWARF;
+	else if (!strcmp(text, "auto"))
+		*mode = STRAY_UNWIND_AUTO;
+	else
+		return fail("invalid --unwind '%s': expected fp, dwarf or auto", text);
+	return 0;
+}
 
 /* Returns 0 to run, 1 when help/version was printed, -1 on a bad option. */
 static int parse_option(int c, struct session_opts *o)
@@ -215,6 +235,13 @@ static int parse_option(int c, struct session_opts *o)
 		return 0;
 	case 'v':
 		o->verbose = true;
+		return 0;
+	case OPT_UNWIND:
+		return parse_unwind(optarg, &o->unwind_mode);
+	case OPT_MAX_DEPTH:
+		if (parse_count("--max-depth", optarg, 1, STRAY_MAX_STACK_DEPTH, &v))
+			return -1;
+		o->max_depth = v;
 		return 0;
 	default:
 		return parse_growth_option(c, o);
@@ -284,6 +311,8 @@ static int parse_args(int argc, char **argv, struct session_opts *o)
 		.max_procs = 1024,
 		.growth_alert_bph = 5.0 * 1024 * 1024,
 		.oom_horizon_s = 3600,
+		.unwind_mode = STRAY_UNWIND_AUTO,
+		.max_depth = STRAY_MAX_STACK_DEPTH,
 	};
 	/* '+': stop at the first non-option so COMMAND's own options stay its
 	 * own; ':' and opterr = 0: report bad options in our one-line format. */

@@ -26,6 +26,7 @@
 #include "symbolize.h"
 #include "timers.h"
 #include "tracee.h"
+#include "unwind.h"
 
 #define MAX_MAPS_BYTES (16u << 20)
 #define NS_PER_S 1000000000ull
@@ -42,6 +43,7 @@ struct session {
 	struct timers *timers; /* NULL with --no-timers or when the kernel lacks them */
 	struct follow *follow; /* -p --follow only */
 	uint64_t follow_untraced; /* --follow: children that could not be attached */
+	struct unwind_tables *unwind; /* NULL with --unwind=fp */
 	const char *timers_unavailable; /* why timers are off, for the report's notes */
 	/* every process traced in the window, and whether it still lives */
 	int *pids;
@@ -134,6 +136,10 @@ static int attach(struct session *s, int pid, bool at_exec)
 	if (err)
 		return err;
 	err = track_pid(s, pid);
+	/* Unwind tables before the probes: the first allocations seen need
+	 * them. */
+	if (!err && s->unwind)
+		unwind_tables__add_process(s->unwind, pid, at_exec);
 	if (!err)
 		err = loader__attach(s->loader, pid, &alloc);
 	for (size_t i = 0; i < alloc.nobjects && !err; i++) {
@@ -317,6 +323,8 @@ static void drain_interval(struct session *s)
 		sample.anon_bytes += anon;
 		readings++;
 		snapshot_maps(s, s->pids[i]);
+		if (s->unwind) /* modules mapped since (dlopen) */
+			unwind_tables__add_process(s->unwind, s->pids[i], false);
 		if (s->timers)
 			timers__reconcile(s->timers, s->pids[i]);
 	}
@@ -466,6 +474,8 @@ static const struct counter_name kernel_drops[] = {
 	{ STRAY_CNT_STALE_INFLIGHT, "stale_inflight" },
 	{ STRAY_CNT_UNMAP_UNHANDLED, "unmaps_not_handled" },
 	{ STRAY_CNT_FOLLOW_LOST, "follow_events_lost" },
+	{ STRAY_CNT_UNWIND_STOPPED, "unwind_stopped" },
+	{ STRAY_CNT_UNWIND_NO_VMA, "unwind_no_vma" },
 };
 
 static const struct counter_name drain_drops[] = {
@@ -479,10 +489,11 @@ static const struct counter_name drain_drops[] = {
 
 /* Storage behind a struct report while it is being written. */
 #define MAX_TIMER_DROPS 32
+#define MAX_UNWIND_DROPS 4
 
 struct report_build {
 	struct report r;
-	struct report_counter dropped[NDROPS + MAX_TIMER_DROPS];
+	struct report_counter dropped[NDROPS + MAX_TIMER_DROPS + MAX_UNWIND_DROPS];
 	struct site_live *sites;
 	struct report_suspect *suspects;
 	struct report_frame *frames;
@@ -535,6 +546,8 @@ static void fill_counters(struct session *s, struct report_build *b, uint64_t *k
 	b->dropped[n++] = (struct report_counter){ "alerts_not_kept", monitor__alerts_dropped(s->monitor) };
 	b->dropped[n++] = (struct report_counter){ "mappings_not_symbolized", symbolizer__dropped(s->sym) };
 	n += timer_drops(s, &b->dropped[n]);
+	if (s->unwind)
+		n += unwind_tables__dropped(s->unwind, &b->dropped[n], MAX_UNWIND_DROPS);
 	b->r.dropped = b->dropped;
 	b->r.ndropped = n;
 }
@@ -648,8 +661,12 @@ static void fill_notes(struct session *s, struct report_build *b)
 	if (s->opts->min_age_s > 0)
 		b->notes[n++] = "suspects list only blocks older than --min-age; totals count every "
 				"outstanding block";
-	b->notes[n++] = "stacks are unwound with frame pointers: frames inside code built without "
-			"them may be missing";
+	if (s->opts->unwind_mode == STRAY_UNWIND_FP)
+		b->notes[n++] = "stacks are unwound with frame pointers: frames inside code built without "
+				"them may be missing";
+	else
+		b->notes[n++] = "stacks are unwound with the modules' call-frame information; a module "
+				"loaded after an allocation was made (dlopen) is covered from the next drain";
 	if (s->timers_unavailable)
 		b->notes[n++] = s->timers_unavailable;
 	if (b->r.untracked_allocations)
@@ -895,6 +912,8 @@ static int session_open(struct session *s, const struct session_opts *opts)
 		.max_targets = opts->max_procs,
 		.follow = opts->follow && opts->pid,
 		.sample_bytes = opts->sample_bytes,
+		.unwind_mode = opts->unwind_mode,
+		.max_depth = opts->max_depth,
 	};
 	struct monitor_opts mo = {
 		.growth_alert_bytes_per_hour = opts->growth_alert_bph,
@@ -923,6 +942,13 @@ static int session_open(struct session *s, const struct session_opts *opts)
 		return -1;
 	}
 	logv(s, "probes attached as %s links", loader__attach_mode(s->loader));
+	if (opts->unwind_mode != STRAY_UNWIND_FP &&
+	    !(s->unwind = unwind_tables__new(loader__unwind_rows_fd(s->loader), loader__max_unwind_rows(s->loader),
+					     loader__unwind_modules_fd(s->loader),
+					     loader__max_unwind_modules(s->loader)))) {
+		fprintf(stderr, "stray: out of memory\n");
+		return -1;
+	}
 	/* Records: one per site, plus room for exited children's sites. */
 	s->drain = drain__new(s->loader, (size_t)opts->max_sites * 2);
 	if (!s->drain) {
@@ -950,6 +976,7 @@ static void session_close(struct session *s)
 	monitor__free(s->monitor);
 	timers__free(s->timers);
 	drain__free(s->drain);
+	unwind_tables__free(s->unwind);
 	loader__free(s->loader);
 	symbolizer__free(s->sym);
 	free(s->pids);

@@ -33,6 +33,8 @@ struct session_opts {
 	bool no_timers;             /* --no-timers */
 	bool follow;                /* --follow: -p mode traces the target's children too */
 	uint64_t sample_bytes;      /* --sample: mean bytes between samples, 0: exact */
+	uint32_t unwind_mode;       /* --unwind: enum stray_unwind_mode */
+	uint32_t max_depth;         /* --max-depth */
 };
 
 /* Exit status of stray when --fail-on-leak finds a suspect with verdict "leak". */

@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * User stack walking with DWARF call-frame information (--unwind=dwarf and
+ * auto). Included by stray.bpf.c after its scratch map and count().
+ *
+ * User space builds, per mapped file, rows "from pc on, CFA = sp|fp + off,
+ * the caller's fp is unchanged or saved at CFA + off" (bpf/stray.h). Each
+ * step finds the frame's module from its VMA (bpf_find_vma: the file's
+ * device and inode, and the file offset of the address), binary-searches
+ * the module's rows, computes the CFA, and reads the return address and
+ * the caller's frame pointer from the user stack. Modules without a table
+ * (JIT code, the vDSO, one mapped after the last refresh) are stepped with
+ * the frame pointer in auto mode. The walk runs in bpf_loop so that the
+ * verifier checks one step, not max_depth of them.
+ */
+#ifndef STRAY_UNWIND_BPF_H
+#define STRAY_UNWIND_BPF_H
+
+#include "stray.h"
+
+/* Set by user space before load (--unwind, --max-depth). */
+const volatile __u32 unwind_mode = STRAY_UNWIND_FP;
+const volatile __u32 max_depth = STRAY_MAX_STACK_DEPTH;
+const volatile __u32 unwind_page_shift = 12;
+
+/* Binary search steps: a module holds at most 1 << this many rows. */
+#define UNWIND_SEARCH_STEPS 22
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, STRAY_DEFAULT_UNWIND_ROWS);
+	__type(key, __u32);
+	__type(value, struct stray_unwind_row);
+} unwind_rows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, STRAY_DEFAULT_UNWIND_MODULES);
+	__type(key, struct stray_unwind_module_key);
+	__type(value, struct stray_unwind_module);
+} unwind_modules SEC(".maps");
+
+/*
+ * bpf_find_vma only try-locks the address space: while another thread of
+ * the process maps or unmaps (thread stacks, malloc arenas), it fails with
+ * EBUSY. Then the module comes from this cache of earlier answers, keyed by
+ * the address space and the address's 2 MiB granule, a few VMAs each. It
+ * is only consulted when the lock is taken, so an entry left by a library
+ * since unmapped is used rarely, and only until the LRU drops it.
+ */
+#define UNWIND_GRANULE_SHIFT 21
+#define UNWIND_CACHE_WAYS 4
+
+struct unwind_vma {
+	__u64 start, end;
+	__s64 bias;
+	__u32 first, nrows;
+};
+
+struct unwind_cache_key {
+	__u64 mm;
+	__u64 granule;
+};
+
+struct unwind_cache_entry {
+	struct unwind_vma vma[UNWIND_CACHE_WAYS];
+	__u32 next; /* slot replaced next */
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct unwind_cache_key);
+	__type(value, struct unwind_cache_entry);
+} unwind_vma_cache SEC(".maps");
+
+/* A walk in progress, on the BPF stack of the probe. */
+struct unwind_walk {
+	__u64 ip, sp, fp;
+	/* The VMA of the previous frame's module, so that a run of frames in
+	 * one module looks it up once. */
+	__u64 vma_start, vma_end;
+	__s64 bias; /* module pc = ip - bias */
+	__u32 first, nrows; /* its rows; nrows 0: no table */
+	/* bpf_find_vma's answer */
+	__u64 dev, ino, pgoff;
+	__u32 has_file;
+	__u32 depth;
+};
+
+static long unwind_vma_found(struct task_struct *task, struct vm_area_struct *vma, void *data)
+{
+	struct unwind_walk *w = data;
+	struct file *file = BPF_CORE_READ(vma, vm_file);
+
+	w->vma_start = BPF_CORE_READ(vma, vm_start);
+	w->vma_end = BPF_CORE_READ(vma, vm_end);
+	w->pgoff = BPF_CORE_READ(vma, vm_pgoff);
+	w->has_file = file != NULL;
+	if (file) {
+		w->ino = BPF_CORE_READ(file, f_inode, i_ino);
+		w->dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
+	}
+	return 0;
+}
+
+static __always_inline struct unwind_cache_key unwind_cache_key_of(__u64 ip)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	return (struct unwind_cache_key){ .mm = (__u64)task->mm, .granule = ip >> UNWIND_GRANULE_SHIFT };
+}
+
+/* Remember the walk's current VMA for its granule. */
+static __always_inline void unwind_cache_put(const struct unwind_walk *w)
+{
+	struct unwind_cache_key key = unwind_cache_key_of(w->ip);
+	struct unwind_vma vma = { w->vma_start, w->vma_end, w->bias, w->first, w->nrows };
+	struct unwind_cache_entry *e = bpf_map_lookup_elem(&unwind_vma_cache, &key), fresh = {};
+	__u32 slot;
+
+	if (!e) {
+		fresh.vma[0] = vma;
+		fresh.next = 1;
+		bpf_map_update_elem(&unwind_vma_cache, &key, &fresh, BPF_ANY);
+		return;
+	}
+	for (int i = 0; i < UNWIND_CACHE_WAYS; i++)
+		if (e->vma[i].start == vma.start && e->vma[i].end == vma.end) {
+			e->vma[i] = vma;
+			return;
+		}
+	slot = e->next++ % UNWIND_CACHE_WAYS;
+	e->vma[slot] = vma;
+}
+
+/* The VMA holding w->ip from the cache; false when it has none. */
+static __always_inline bool unwind_cache_get(struct unwind_walk *w)
+{
+	struct unwind_cache_key key = unwind_cache_key_of(w->ip);
+	struct unwind_cache_entry *e = bpf_map_lookup_elem(&unwind_vma_cache, &key);
+
+	if (!e)
+		return false;
+	for (int i = 0; i < UNWIND_CACHE_WAYS; i++)
+		if (w->ip >= e->vma[i].start && w->ip < e->vma[i].end) {
+			w->vma_start = e->vma[i].start;
+			w->vma_end = e->vma[i].end;
+			w->bias = e->vma[i].bias;
+			w->first = e->vma[i].first;
+			w->nrows = e->vma[i].nrows;
+			return true;
+		}
+	return false;
+}
+
+/* Point the walk at the rows of the module holding w->ip (nrows 0 when it
+ * has none). */
+static __always_inline void unwind_find_module(struct unwind_walk *w)
+{
+	struct stray_unwind_module_key key = {};
+	struct stray_unwind_module *m;
+
+	if (w->ip >= w->vma_start && w->ip < w->vma_end)
+		return;
+	w->nrows = 0;
+	w->vma_start = w->vma_end = 0;
+	w->has_file = 0;
+	if (bpf_find_vma(bpf_get_current_task_btf(), w->ip, unwind_vma_found, w, 0)) {
+		if (!unwind_cache_get(w))
+			count(STRAY_CNT_UNWIND_NO_VMA);
+		return;
+	}
+	if (w->has_file) {
+		key.dev = w->dev;
+		key.ino = w->ino;
+		m = bpf_map_lookup_elem(&unwind_modules, &key);
+		if (m) {
+			w->first = m->first;
+			w->nrows = m->nrows;
+			w->bias = (__s64)w->vma_start - (__s64)(w->pgoff << unwind_page_shift) - m->vaddr_delta;
+		}
+	}
+	unwind_cache_put(w);
+}
+
+/* The module's last row starting at or below pc, or NULL. */
+static __always_inline struct stray_unwind_row *unwind_find_row(const struct unwind_walk *w, __u64 pc)
+{
+	__u32 lo = w->first, hi = w->first + w->nrows, mid;
+	struct stray_unwind_row *row;
+
+	for (int k = 0; k < UNWIND_SEARCH_STEPS; k++) {
+		if (lo + 1 >= hi)
+			break;
+		mid = lo + (hi - lo) / 2;
+		row = bpf_map_lookup_elem(&unwind_rows, &mid);
+		if (!row)
+			return NULL;
+		if (row->pc <= pc)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	row = bpf_map_lookup_elem(&unwind_rows, &lo);
+	return row && row->pc <= pc ? row : NULL;
+}
+
+/* Step to the caller through the frame-pointer chain. */
+static __always_inline long unwind_step_fp(struct unwind_walk *w)
+{
+	__u64 frame[2];
+
+	/* A caller's frame is above the callee's: anything else is not a
+	 * frame pointer (code that uses the register for data). */
+	if (w->fp < w->sp || bpf_probe_read_user(frame, sizeof(frame), (void *)w->fp))
+		return 1;
+	w->sp = w->fp + 16;
+	w->fp = frame[0];
+	w->ip = frame[1];
+	return 0;
+}
+
+/* Step to the caller with a row. 0: continue, 1: the walk ends, -1: no
+ * usable rule (the caller decides on a fallback). */
+static __always_inline long unwind_step_row(struct unwind_walk *w, const struct stray_unwind_row *row)
+{
+	__u64 cfa, ra = 0, fp = w->fp;
+
+	switch (row->cfa_rule) {
+	case STRAY_CFA_SP:
+		cfa = w->sp + row->cfa_off;
+		break;
+	case STRAY_CFA_FP:
+		cfa = w->fp + row->cfa_off;
+		break;
+	case STRAY_CFA_PLT:
+		cfa = w->sp + row->cfa_off + ((w->ip & 15) >= (__u64)row->fp_off ? 8 : 0);
+		break;
+	case STRAY_CFA_END:
+		return 1;
+	default:
+		return -1;
+	}
+	if (cfa <= w->sp) /* the stack only grows down: a corrupt frame */
+		return -1;
+	if (row->fp_rule == STRAY_FP_AT_CFA && row->fp_off == STRAY_UNWIND_RA_OFF - 8) {
+		/* The usual prologue pushed fp right below the return address:
+		 * one read for both. */
+		__u64 pair[2];
+
+		if (bpf_probe_read_user(pair, sizeof(pair), (void *)(cfa + row->fp_off)))
+			return -1;
+		fp = pair[0];
+		ra = pair[1];
+	} else {
+		if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(cfa + STRAY_UNWIND_RA_OFF)))
+			return -1;
+		if (row->fp_rule == STRAY_FP_AT_CFA &&
+		    bpf_probe_read_user(&fp, sizeof(fp), (void *)(cfa + row->fp_off)))
+			return -1;
+	}
+	w->ip = ra;
+	w->sp = cfa;
+	w->fp = fp;
+	return 0;
+}
+
+/* bpf_loop callback: record frame i (w->ip) and step to its caller. */
+static long unwind_frame(__u64 i, void *data)
+{
+	struct unwind_walk *w = data;
+	struct stray_unwind_row *row = NULL;
+	struct stray_site *s;
+	__u32 zero = 0, d = w->depth;
+	long ret;
+
+	s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s || !w->ip || d >= STRAY_MAX_STACK_DEPTH || d >= max_depth)
+		return 1;
+	s->ips[d] = w->ip;
+	w->depth = d + 1;
+	unwind_find_module(w);
+	/* Every frame's ip is a return address: the call is the byte before,
+	 * which is inside the caller even when the call was its last
+	 * instruction (a noreturn callee). */
+	if (w->nrows && w->ip - 1 - w->bias <= 0xffffffffULL) /* rows hold 32-bit pcs */
+		row = unwind_find_row(w, w->ip - 1 - w->bias);
+	ret = row ? unwind_step_row(w, row) : -1;
+	if (ret >= 0)
+		return ret;
+	if (unwind_mode != STRAY_UNWIND_AUTO) {
+		count(STRAY_CNT_UNWIND_STOPPED);
+		return 1;
+	}
+	count(STRAY_CNT_UNWIND_FP_FRAMES);
+	return unwind_step_fp(w);
+}
+
+/*
+ * Walk the current user stack into scratch's ips[]; returns the depth. At
+ * a return probe the registers are the caller's after the return, the
+ * first frame its return address. At a function's entry, ret_slot is the
+ * stack pointer: the return address is there, and popping it gives the
+ * caller's stack pointer (CFA = sp + 8); the frame pointer is unchanged.
+ */
+static __always_inline __u32 unwind_user_stack(struct pt_regs *regs, __u64 ret_slot)
+{
+	struct unwind_walk w = {
+		.ip = PT_REGS_IP(regs),
+		.sp = PT_REGS_SP(regs),
+		.fp = PT_REGS_FP(regs),
+	};
+
+	if (ret_slot) {
+		if (bpf_probe_read_user(&w.ip, sizeof(w.ip), (void *)ret_slot))
+			return 0;
+		w.sp = ret_slot + 8;
+	}
+	bpf_loop(STRAY_MAX_STACK_DEPTH, unwind_frame, &w, 0);
+	return w.depth;
+}
+
+#endif /* STRAY_UNWIND_BPF_H */
