@@ -123,6 +123,53 @@ static __always_inline bool has_mmap(__u32 tgid)
 }
 
 /*
+ * Walk the current user stack into the scratch site's ips and depth;
+ * returns the depth. A global function: the verifier checks it once per
+ * program instead of at every inlined call site (the DWARF walker, inlined
+ * at each of the return program's record_alloc calls, made loading the
+ * session program take 0.75 s of stray's start-up).
+ */
+__noinline int capture_user_stack(struct pt_regs *ctx, __u64 ret_slot)
+{
+	struct stray_site *s;
+	__u64 ret_addr = 0;
+	__u32 zero = 0;
+	long n;
+
+	s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	if (unwind_mode != STRAY_UNWIND_FP) {
+		s->depth = unwind_user_stack(ctx, ret_slot);
+		return s->depth;
+	}
+	/* At a return probe, the frame walk of fpwalk.bpf.h (cheaper); at an
+	 * entry, the kernel's, which knows about probes at entry points. */
+	n = ret_slot ? bpf_get_stack(ctx, s->ips,
+				     (max_depth < STRAY_MAX_STACK_DEPTH ? max_depth : STRAY_MAX_STACK_DEPTH) * 8,
+				     BPF_F_USER_STACK) :
+		       walk_user_stack(ctx, s->ips);
+	if (n < 0) {
+		count(STRAY_CNT_STACK_ERRORS);
+		n = 0;
+	}
+	if (ret_slot && !bpf_probe_read_user(&ret_addr, sizeof(ret_addr), (void *)ret_slot) && ret_addr) {
+		/* At some probe sites (a push %rbp, where stray's probe
+		 * placement may put it) the kernel puts the return address
+		 * in the stack itself, after the current ip: skip the ip
+		 * (is_uprobe_at_func_entry: push %rbp or endbr64 first). */
+		if (n >= 2 * (long)sizeof(__u64) && s->ips[1] == ret_addr &&
+		    (n = bpf_get_stack(ctx, s->ips, sizeof(s->ips), BPF_F_USER_STACK | 1)) < 0)
+			count(STRAY_CNT_STACK_ERRORS);
+		s->ips[0] = ret_addr;
+		if (n < (long)sizeof(__u64))
+			n = sizeof(__u64);
+	}
+	s->depth = n / sizeof(__u64);
+	return s->depth;
+}
+
+/*
  * Capture the user stack of the current allocation and find or create its
  * site. Called from return probes: there the kernel has already restored
  * the instruction pointer to the return address in the allocator's caller,
@@ -138,41 +185,12 @@ static __always_inline struct stray_site *site_of_current_stack(void *ctx, __u32
 {
 	struct stray_site_key key = { .tgid = tgid };
 	struct stray_site *s, *found;
-	__u64 ret_addr = 0;
 	__u32 zero = 0;
-	long n;
 
+	capture_user_stack(ctx, ret_slot);
 	s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
 		return NULL;
-	if (unwind_mode != STRAY_UNWIND_FP) {
-		s->depth = unwind_user_stack(ctx, ret_slot);
-		goto captured;
-	}
-	/* At a return probe, the frame walk of fpwalk.bpf.h (cheaper); at an
-	 * entry, the kernel's, which knows about probes at entry points. */
-	n = ret_slot ? bpf_get_stack(ctx, s->ips,
-				     (max_depth < STRAY_MAX_STACK_DEPTH ? max_depth : STRAY_MAX_STACK_DEPTH) * 8,
-				     BPF_F_USER_STACK) :
-		       walk_user_stack(ctx, s->ips);
-	if (n < 0) {
-		count(STRAY_CNT_STACK_ERRORS);
-		n = 0;
-	}
-	if (ret_slot && !bpf_probe_read_user(&ret_addr, sizeof(ret_addr), (void *)ret_slot) && ret_addr) {
-		/* At some probe sites (a push %rbp, where stray's probe
-		 * placement may put it) the kernel puts the return address
-		 * in the stack itself, after the current ip: skip the ip. */
-		/* (is_uprobe_at_func_entry: push %rbp or endbr64 first.) */
-		if (n >= 2 * (long)sizeof(__u64) && s->ips[1] == ret_addr &&
-		    (n = bpf_get_stack(ctx, s->ips, sizeof(s->ips), BPF_F_USER_STACK | 1)) < 0)
-			count(STRAY_CNT_STACK_ERRORS);
-		s->ips[0] = ret_addr;
-		if (n < (long)sizeof(__u64))
-			n = sizeof(__u64);
-	}
-	s->depth = n / sizeof(__u64);
-captured:
 	key.stack_hash = hash_stack(tgid, s->ips, s->depth);
 	/* The kind is part of the site's identity. */
 	if (kind != STRAY_KIND_HEAP)
