@@ -42,7 +42,9 @@ struct vg_record {
 /*
  * Symbol names differ between the two tools only by which alias of one
  * address they pick (valgrind takes libc6-dbg's "strdup", the dynamic
- * symbol table has "__strdup") and by symbol versions ("@@GLIBC_2.34").
+ * symbol table has "__strdup"), by symbol versions ("@@GLIBC_2.34") and by
+ * GCC's clone suffixes (valgrind's ELF symbol "msort_with_tmp.part.0" is
+ * stray's DWARF "msort_with_tmp").
  */
 static char *normalized(const char *name)
 {
@@ -54,6 +56,8 @@ static char *normalized(const char *name)
 	cr_assert(s);
 	if (strchr(s, '@'))
 		*strchr(s, '@') = '\0';
+	if (strchr(s, '.'))
+		*strchr(s, '.') = '\0';
 	return s;
 }
 
@@ -210,12 +214,36 @@ static json_object *suspect_of_size(json_object *report, int64_t bytes, int64_t 
 	return NULL;
 }
 
+/* Frame i of a stack, counting only real frames: valgrind folds inlined
+ * calls into their caller's frame (add_frame), stray lists them as frames
+ * of their own marked "inlined". */
+static json_object *real_frame(json_object *stack, size_t i)
+{
+	for (size_t k = 0; k < json_object_array_length(stack); k++) {
+		json_object *f = json_object_array_get_idx(stack, k), *inl;
+
+		if (json_object_object_get_ex(f, "inlined", &inl) && json_object_get_boolean(inl))
+			continue;
+		if (i-- == 0)
+			return f;
+	}
+	return NULL;
+}
+
+static size_t real_frames(json_object *stack)
+{
+	size_t n = 0;
+
+	while (real_frame(stack, n))
+		n++;
+	return n;
+}
+
 static const char *frame_function(json_object *stack, size_t i)
 {
-	json_object *fn;
+	json_object *f = real_frame(stack, i), *fn;
 
-	if (i >= json_object_array_length(stack) ||
-	    !json_object_object_get_ex(json_object_array_get_idx(stack, i), "function", &fn) || !fn)
+	if (!f || !json_object_object_get_ex(f, "function", &fn) || !fn)
 		return "??";
 	return json_object_get_string(fn);
 }
@@ -370,10 +398,10 @@ Test(e2e_unwind, max_depth, .timeout = 120)
 	for (size_t i = 0; i < json_object_array_length(sus); i++) {
 		json_object *stack = e2e_member(json_object_array_get_idx(sus, i), "stack");
 
-		cr_assert_leq(json_object_array_length(stack), 3);
+		cr_assert_leq(real_frames(stack), 3);
 	}
 	/* The 777-byte comparator block: comparator, msort, msort. */
-	cr_assert_eq(json_object_array_length(e2e_member(suspect_of_size(r.report, 777, 1), "stack")), 3);
+	cr_assert_eq(real_frames(e2e_member(suspect_of_size(r.report, 777, 1), "stack")), 3);
 	e2e_run_free(&r);
 }
 

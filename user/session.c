@@ -140,6 +140,11 @@ static int attach(struct session *s, int pid, bool at_exec)
 	 * them. */
 	if (!err && s->unwind)
 		unwind_tables__add_process(s->unwind, pid, at_exec);
+	/* The layout before the probes: a process that exits right after its
+	 * first traced allocation still symbolizes (its libraries are opened
+	 * now, through map_files, while it lives). */
+	if (!err)
+		snapshot_maps(s, pid);
 	if (!err)
 		err = loader__attach(s->loader, pid, &alloc);
 	for (size_t i = 0; i < alloc.nobjects && !err; i++) {
@@ -149,7 +154,6 @@ static int attach(struct session *s, int pid, bool at_exec)
 	allocator__clear(&alloc);
 	if (err)
 		return err;
-	snapshot_maps(s, pid);
 	/* Timers are extra: a process whose timers cannot be traced still has
 	 * its memory traced. */
 	if (s->timers && (err = timers__attach(s->timers, pid, at_exec)))
