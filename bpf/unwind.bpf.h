@@ -76,8 +76,35 @@ struct {
 } unwind_vma_cache SEC(".maps");
 
 /* A walk in progress, on the BPF stack of the probe. */
+/*
+ * The rule found for a return address, per process: the frames of hot
+ * allocation paths repeat, and a hit here saves the VMA look-up and the
+ * binary search (about 0.5 us a frame). The key names the process by its
+ * address space, tgid and start time (an mm freed at exit or exec can be
+ * reused by another process; the three together cannot). Only found rules
+ * are kept, so a module whose table arrives later (dlopen) is not missed.
+ * A library unmapped and another mapped at the same address in one process
+ * could meet a stale rule until the LRU drops it: the walk then stops or
+ * falls back early, it never reads anything but the user stack.
+ */
+struct unwind_pc_key {
+	__u64 mm;
+	__u64 start_time;
+	__u64 pc;
+	__u32 tgid;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 32768);
+	__type(key, struct unwind_pc_key);
+	__type(value, struct stray_unwind_row);
+} unwind_pc_rows SEC(".maps");
+
 struct unwind_walk {
 	__u64 ip, sp, fp;
+	struct unwind_pc_key pc_key; /* pc filled per frame */
 	/* The VMA of the previous frame's module, so that a run of frames in
 	 * one module looks it up once. */
 	__u64 vma_start, vma_end;
@@ -281,12 +308,18 @@ static long unwind_frame(__u64 i, void *data)
 		return 1;
 	s->ips[d] = w->ip;
 	w->depth = d + 1;
-	unwind_find_module(w);
-	/* Every frame's ip is a return address: the call is the byte before,
-	 * which is inside the caller even when the call was its last
-	 * instruction (a noreturn callee). */
-	if (w->nrows && w->ip - 1 - w->bias <= 0xffffffffULL) /* rows hold 32-bit pcs */
-		row = unwind_find_row(w, w->ip - 1 - w->bias);
+	w->pc_key.pc = w->ip;
+	row = bpf_map_lookup_elem(&unwind_pc_rows, &w->pc_key);
+	if (!row) {
+		unwind_find_module(w);
+		/* Every frame's ip is a return address: the call is the byte
+		 * before, which is inside the caller even when the call was
+		 * its last instruction (a noreturn callee). */
+		if (w->nrows && w->ip - 1 - w->bias <= 0xffffffffULL) /* rows hold 32-bit pcs */
+			row = unwind_find_row(w, w->ip - 1 - w->bias);
+		if (row)
+			bpf_map_update_elem(&unwind_pc_rows, &w->pc_key, row, BPF_ANY);
+	}
 	ret = row ? unwind_step_row(w, row) : -1;
 	if (ret >= 0)
 		return ret;
@@ -313,11 +346,16 @@ static __always_inline __u32 unwind_user_stack(struct pt_regs *regs, __u64 ret_s
 		.fp = PT_REGS_FP(regs),
 	};
 
+	struct task_struct *task = bpf_get_current_task_btf();
+
 	if (ret_slot) {
 		if (bpf_probe_read_user(&w.ip, sizeof(w.ip), (void *)ret_slot))
 			return 0;
 		w.sp = ret_slot + 8;
 	}
+	w.pc_key.mm = (__u64)task->mm;
+	w.pc_key.start_time = task->group_leader->start_time;
+	w.pc_key.tgid = task->tgid;
 	bpf_loop(STRAY_MAX_STACK_DEPTH, unwind_frame, &w, 0);
 	return w.depth;
 }
