@@ -416,3 +416,58 @@ Test(e2e_symbolize, jit_code_in_a_container_through_its_own_perf_map)
 	cr_assert_eq(system(cmd), 0);
 	e2e_run_free(&r);
 }
+
+/* Whether a suspect's stack holds a frame named in a perf map whose
+ * function mentions fn. */
+static bool through_perf_map(json_object *s, const char *fn)
+{
+	json_object *stack = e2e_member(s, "stack");
+
+	for (size_t i = 0; i < json_object_array_length(stack); i++) {
+		json_object *f = json_object_array_get_idx(stack, i), *m, *name;
+
+		if (json_object_object_get_ex(f, "module", &m) && m &&
+		    strstr(json_object_get_string(m), "/tmp/perf-") &&
+		    json_object_object_get_ex(f, "function", &name) && name &&
+		    strstr(json_object_get_string(name), fn))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Node.js with --perf-basic-prof: a JavaScript function leaks Buffers whose
+ * backing stores node mallocs in C++. The stacks run from node's allocator
+ * through V8's builtins (DWARF) into JIT code (frame pointers, named by
+ * node's perf map) and on to main. Whichever tier V8 ran leakyBuffers in,
+ * the backing stores allocated through it are exactly what jsleak.js keeps.
+ */
+Test(e2e_symbolize, nodejs_jit_frames_through_its_perf_map, .timeout = 120)
+{
+	const char *cmd[] = { "/usr/bin/node", "--perf-basic-prof", "--interpreted-frames-native-stack", e2e_fixture("jsleak.js"), NULL };
+	json_object *sus;
+	struct e2e_run r;
+	int64_t bytes = 0, blocks = 0;
+	char map[64];
+
+	run_fixture(&r, cmd);
+	sus = e2e_member(r.report, "suspects");
+	for (size_t i = 0; i < json_object_array_length(sus); i++) {
+		json_object *s = json_object_array_get_idx(sus, i);
+
+		/* the backing stores (node's C++ objects around them are
+		 * allocated through leakyBuffers too, by V8's new) */
+		const char *fn0;
+
+		if (!through_perf_map(s, "leakyBuffers") || !(fn0 = str(frame(s, 0), "function")) ||
+		    !strstr(fn0, "NodeArrayBufferAllocator"))
+			continue;
+		bytes += e2e_int(s, "bytes");
+		blocks += e2e_int(s, "allocations");
+	}
+	cr_expect_eq(blocks, 100, "blocks through leakyBuffers: %lld\n%s", (long long)blocks, r.out);
+	cr_expect_eq(bytes, 10000200, "bytes through leakyBuffers: %lld", (long long)bytes);
+	snprintf(map, sizeof(map), "/tmp/perf-%d.map", first_pid(r.report));
+	unlink(map);
+	e2e_run_free(&r);
+}

@@ -29,7 +29,11 @@ $(BUILD)/fixtures/symload $(BUILD)/fixtures/symjit $(BUILD)/fixtures/symjail: $(
 		$(SYM_SRC)/%.c tests/fixtures/wait_usr1.h | $(BUILD)/fixtures
 	$(CC) $(FIXTURE_CFLAGS) -o $@ $< -ldl
 
-e2e-test: $(SYM_FIXTURES)
+# JavaScript for Node.js (--perf-basic-prof), next to the other fixtures.
+$(BUILD)/fixtures/jsleak.js: $(SYM_SRC)/jsleak.js | $(BUILD)/fixtures
+	cp $< $@
+
+e2e-test: $(SYM_FIXTURES) $(BUILD)/fixtures/jsleak.js
 
 $(BUILD)/bench/symbolize_bench: tests/bench/symbolize_bench.c $(LIB_OBJS) | $(BUILD)/bench
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< $(LIB_OBJS) $(LDLIBS)
