@@ -17,7 +17,6 @@
 /* Default map capacities; user space may override them before load. */
 #define STRAY_DEFAULT_MAX_ALLOCS (1u << 20)
 #define STRAY_DEFAULT_MAX_SITES (1u << 14)
-#define STRAY_DEFAULT_MAX_INFLIGHT (1u << 14)
 
 /* The allocator entry points stray probes. Order is ABI: user space indexes
  * its symbol tables with it. */

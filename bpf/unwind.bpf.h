@@ -75,7 +75,6 @@ struct {
 	__type(value, struct unwind_cache_entry);
 } unwind_vma_cache SEC(".maps");
 
-/* A walk in progress, on the BPF stack of the probe. */
 /*
  * The rule found for a return address, per process: the frames of hot
  * allocation paths repeat, and a hit here saves the VMA look-up and the
@@ -102,6 +101,7 @@ struct {
 	__type(value, struct stray_unwind_row);
 } unwind_pc_rows SEC(".maps");
 
+/* A walk in progress, on the BPF stack of the probe. */
 struct unwind_walk {
 	__u64 ip, sp, fp;
 	struct unwind_pc_key pc_key; /* pc filled per frame */

@@ -53,9 +53,13 @@ static uint64_t now_ns(void)
 	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
-/* Outstanding bytes and blocks recorded for sites whose first frame lies in
- * the span bytes from fn (a return address just after a call in it). */
-static void recorded_span(const void *fn, uintptr_t span, uint64_t *bytes, uint64_t *blocks)
+/* Any kind of site, for recorded_where. */
+#define ANY_KIND UINT32_MAX
+
+/* Outstanding bytes and blocks recorded for sites of kind (or ANY_KIND)
+ * whose first frame lies in the span bytes from fn (a return address just
+ * after a call in it). */
+static void recorded_where(const void *fn, uintptr_t span, uint32_t kind, uint64_t *bytes, uint64_t *blocks)
 {
 	const struct site_record *recs;
 	size_t n;
@@ -66,11 +70,17 @@ static void recorded_span(const void *fn, uintptr_t span, uint64_t *bytes, uint6
 	recs = drain__records(drain, &n);
 	*bytes = *blocks = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (recs[i].depth && recs[i].ips[0] - (uintptr_t)fn < span) {
+		if ((kind == ANY_KIND || recs[i].kind == kind) && recs[i].depth &&
+		    recs[i].ips[0] - (uintptr_t)fn < span) {
 			*bytes += recs[i].live.bytes;
 			*blocks += recs[i].live.allocations;
 		}
 	}
+}
+
+static void recorded_span(const void *fn, uintptr_t span, uint64_t *bytes, uint64_t *blocks)
+{
+	recorded_where(fn, span, ANY_KIND, bytes, blocks);
 }
 
 /* The same for trigger function fn (triggers are 256 bytes apart). */
@@ -438,20 +448,7 @@ Test(bpf_probes, new_after_bad_alloc_is_recorded)
 /* Outstanding bytes and blocks of kind at trigger fn's sites. */
 static void recorded_kind(const void *fn, uint32_t kind, uint64_t *bytes, uint64_t *blocks)
 {
-	const struct site_record *recs;
-	size_t n;
-
-	drain__free(drain);
-	drain = drain__new(loader, 512);
-	cr_assert_eq(drain__harvest(drain, getpid(), 0, now_ns(), false), 0);
-	recs = drain__records(drain, &n);
-	*bytes = *blocks = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (recs[i].kind == kind && recs[i].depth && recs[i].ips[0] - (uintptr_t)fn < 256) {
-			*bytes += recs[i].live.bytes;
-			*blocks += recs[i].live.allocations;
-		}
-	}
+	recorded_where(fn, 256, kind, bytes, blocks);
 }
 
 static void expect_mapped(const void *fn, uint64_t bytes, uint64_t blocks, const char *what)
