@@ -47,14 +47,14 @@ static long fp_step(__u64 i, void *data)
 	return 0;
 }
 
-/* Fill ips (STRAY_MAX_STACK_DEPTH entries) from regs; returns the bytes
- * filled, like bpf_get_stack. */
-static __always_inline long walk_user_stack(struct pt_regs *regs, __u64 *ips)
+/* Fill up to frames (at most STRAY_MAX_STACK_DEPTH) entries of ips from
+ * regs; returns the bytes filled, like bpf_get_stack. */
+static __always_inline long walk_user_stack(struct pt_regs *regs, __u64 *ips, __u32 frames)
 {
 	struct fp_walk w = { .fp = PT_REGS_FP(regs), .ips = ips, .n = 1 };
 
 	ips[0] = PT_REGS_IP(regs);
-	bpf_loop(STRAY_MAX_STACK_DEPTH, fp_step, &w, 0);
+	bpf_loop(frames, fp_step, &w, 0);
 	return w.n * sizeof(__u64);
 }
 

@@ -131,6 +131,7 @@ static __always_inline bool has_mmap(__u32 tgid)
  */
 __noinline int capture_user_stack(struct pt_regs *ctx, __u64 ret_slot)
 {
+	__u32 frames = max_depth < STRAY_MAX_STACK_DEPTH ? max_depth : STRAY_MAX_STACK_DEPTH;
 	struct stray_site *s;
 	__u64 ret_addr = 0;
 	__u32 zero = 0;
@@ -145,10 +146,8 @@ __noinline int capture_user_stack(struct pt_regs *ctx, __u64 ret_slot)
 	}
 	/* At a return probe, the frame walk of fpwalk.bpf.h (cheaper); at an
 	 * entry, the kernel's, which knows about probes at entry points. */
-	n = ret_slot ? bpf_get_stack(ctx, s->ips,
-				     (max_depth < STRAY_MAX_STACK_DEPTH ? max_depth : STRAY_MAX_STACK_DEPTH) * 8,
-				     BPF_F_USER_STACK) :
-		       walk_user_stack(ctx, s->ips);
+	n = ret_slot ? bpf_get_stack(ctx, s->ips, frames * sizeof(__u64), BPF_F_USER_STACK) :
+		       walk_user_stack(ctx, s->ips, frames);
 	if (n < 0) {
 		count(STRAY_CNT_STACK_ERRORS);
 		n = 0;
@@ -159,7 +158,7 @@ __noinline int capture_user_stack(struct pt_regs *ctx, __u64 ret_slot)
 		 * in the stack itself, after the current ip: skip the ip
 		 * (is_uprobe_at_func_entry: push %rbp or endbr64 first). */
 		if (n >= 2 * (long)sizeof(__u64) && s->ips[1] == ret_addr &&
-		    (n = bpf_get_stack(ctx, s->ips, sizeof(s->ips), BPF_F_USER_STACK | 1)) < 0)
+		    (n = bpf_get_stack(ctx, s->ips, frames * sizeof(__u64), BPF_F_USER_STACK | 1)) < 0)
 			count(STRAY_CNT_STACK_ERRORS);
 		s->ips[0] = ret_addr;
 		if (n < (long)sizeof(__u64))

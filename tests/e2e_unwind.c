@@ -405,6 +405,23 @@ Test(e2e_unwind, max_depth, .timeout = 120)
 	e2e_run_free(&r);
 }
 
+/* The frame-pointer walk honours --max-depth too (demo keeps frame
+ * pointers, so its stacks are deeper than 2 without the limit). */
+Test(e2e_unwind, max_depth_with_frame_pointers, .timeout = 60)
+{
+	const char *args[] = { "--unwind=fp", "--max-depth", "2", "--no-timers", "--", e2e_fixture("demo"), NULL };
+	json_object *sus;
+	struct e2e_run r;
+
+	e2e_stray_run(&r, 60, args);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	sus = e2e_member(r.report, "suspects");
+	cr_assert_gt(json_object_array_length(sus), 0);
+	for (size_t i = 0; i < json_object_array_length(sus); i++)
+		cr_assert_leq(real_frames(e2e_member(json_object_array_get_idx(sus, i), "stack")), 2, "%s", r.out);
+	e2e_run_free(&r);
+}
+
 Test(e2e_unwind, bad_options)
 {
 	const char *bad_mode[] = { "--unwind=frames", "--", "/bin/true", NULL };
