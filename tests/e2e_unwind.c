@@ -385,21 +385,27 @@ Test(e2e_unwind, attach_matches_valgrind, .timeout = 300)
 	e2e_run_free(&r);
 }
 
+/* Run stray with args; every suspect's stack has at most depth real
+ * frames. The report stays in r for more checks. */
+static void expect_depth_at_most(struct e2e_run *r, const char *const *args, size_t depth)
+{
+	json_object *sus;
+
+	e2e_stray_run(r, 120, args);
+	cr_assert_eq(r->status, 0, "%s", r->err);
+	sus = e2e_member(r->report, "suspects");
+	cr_assert_gt(json_object_array_length(sus), 0);
+	for (size_t i = 0; i < json_object_array_length(sus); i++)
+		cr_assert_leq(real_frames(e2e_member(json_object_array_get_idx(sus, i), "stack")), depth, "%s",
+			      r->out);
+}
+
 Test(e2e_unwind, max_depth, .timeout = 120)
 {
 	const char *args[] = { "--max-depth", "3", "--no-timers", "--", e2e_fixture("unwindleak"), NULL };
-	json_object *sus;
 	struct e2e_run r;
 
-	e2e_stray_run(&r, 120, args);
-	cr_assert_eq(r.status, 0, "%s", r.err);
-	sus = e2e_member(r.report, "suspects");
-	cr_assert_gt(json_object_array_length(sus), 0);
-	for (size_t i = 0; i < json_object_array_length(sus); i++) {
-		json_object *stack = e2e_member(json_object_array_get_idx(sus, i), "stack");
-
-		cr_assert_leq(real_frames(stack), 3);
-	}
+	expect_depth_at_most(&r, args, 3);
 	/* The 777-byte comparator block: comparator, msort, msort. */
 	cr_assert_eq(real_frames(e2e_member(suspect_of_size(r.report, 777, 1), "stack")), 3);
 	e2e_run_free(&r);
@@ -407,18 +413,12 @@ Test(e2e_unwind, max_depth, .timeout = 120)
 
 /* The frame-pointer walk honours --max-depth too (demo keeps frame
  * pointers, so its stacks are deeper than 2 without the limit). */
-Test(e2e_unwind, max_depth_with_frame_pointers, .timeout = 60)
+Test(e2e_unwind, max_depth_with_frame_pointers, .timeout = 120)
 {
 	const char *args[] = { "--unwind=fp", "--max-depth", "2", "--no-timers", "--", e2e_fixture("demo"), NULL };
-	json_object *sus;
 	struct e2e_run r;
 
-	e2e_stray_run(&r, 60, args);
-	cr_assert_eq(r.status, 0, "%s", r.err);
-	sus = e2e_member(r.report, "suspects");
-	cr_assert_gt(json_object_array_length(sus), 0);
-	for (size_t i = 0; i < json_object_array_length(sus); i++)
-		cr_assert_leq(real_frames(e2e_member(json_object_array_get_idx(sus, i), "stack")), 2, "%s", r.out);
+	expect_depth_at_most(&r, args, 2);
 	e2e_run_free(&r);
 }
 
