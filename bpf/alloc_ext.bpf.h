@@ -27,7 +27,7 @@ static __always_inline int on_new_return(void *ctx)
 	if (!in || !new_waiting(in) || PT_REGS_SP((struct pt_regs *)ctx) != in->new_sp)
 		return 0;
 	rec = *in;
-	inflight_delete();
+	inflight_delete(in);
 	if (!PT_REGS_RC((struct pt_regs *)ctx)) {
 		count(STRAY_CNT_FAILED_ALLOCS);
 		return 0;

@@ -39,6 +39,7 @@ int BPF_PROG(follow_fork, struct task_struct *parent, struct task_struct *child)
 		count(STRAY_CNT_FOLLOW_LOST);
 		return 0;
 	}
+	claim_target_slot(ctgid);
 	follow_notify(STRAY_FOLLOW_FORK, ctgid, ptgid);
 	return 0;
 }

@@ -24,29 +24,36 @@ struct {
 	__type(value, struct inflight_slot);
 } inflight SEC(".maps");
 
-/* The current thread's record, or NULL. */
-static __always_inline struct stray_inflight *inflight_lookup(void)
+/* The slot's record, or NULL when it holds none. */
+static __always_inline struct stray_inflight *inflight_rec(struct inflight_slot *s)
 {
-	struct inflight_slot *s = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, 0);
-
 	return s && s->live ? &s->rec : NULL;
 }
 
-static __always_inline void inflight_delete(void)
+/* The current thread's record, or NULL. */
+static __always_inline struct stray_inflight *inflight_lookup(void)
 {
-	struct inflight_slot *s = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, 0);
-
-	if (s)
-		s->live = 0;
+	return inflight_rec(bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, 0));
 }
 
-/* Make *rec the current thread's record unless it has one. Returns 0, or
- * non-zero when it has one or no slot could be made. */
-static __always_inline int inflight_insert(const struct stray_inflight *rec)
+/* The current thread's slot, made if it has none (NULL: no memory). An
+ * entry looks its slot up once, for the record and for inserting one. */
+static __always_inline struct inflight_slot *inflight_slot_made(void)
 {
-	struct inflight_slot *s = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0,
-						       BPF_LOCAL_STORAGE_GET_F_CREATE);
+	return bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+}
 
+/* End the record in (from inflight_lookup or inflight_rec): no second
+ * storage look-up, its slot starts where it does. */
+static __always_inline void inflight_delete(struct stray_inflight *in)
+{
+	((struct inflight_slot *)in)->live = 0;
+}
+
+/* Make *rec the record of slot s unless it has one. Returns 0, or non-zero
+ * when it has one or there is no slot. */
+static __always_inline int inflight_insert(struct inflight_slot *s, const struct stray_inflight *rec)
+{
 	if (!s || s->live)
 		return -1;
 	s->rec = *rec;

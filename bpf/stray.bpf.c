@@ -10,7 +10,6 @@
 #include <bpf/bpf_core_read.h>
 #include "stray.h"
 #include "stack.bpf.h"
-#include "fpwalk.bpf.h"
 #include "inflight.bpf.h"
 #include "sample.bpf.h"
 
@@ -34,6 +33,20 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } targets SEC(".maps");
+
+/*
+ * Where is_target usually ends: slot tgid % STRAY_TARGET_SLOTS holds tgid
+ * while that target owns the slot (the first of the targets sharing it).
+ * An array look-up is compiled inline, a hash look-up is a helper call
+ * that hashes the key; this check runs on every entry trap. A target
+ * without its slot is still found in targets.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, STRAY_TARGET_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} target_slots SEC(".maps");
 
 /* Outstanding allocations. Deliberately not LRU: an LRU map silently evicts
  * the oldest blocks, which are exactly what leaks are made of. When it is
@@ -95,7 +108,22 @@ static __always_inline void count_untracked(__u64 size)
 
 static __always_inline bool is_target(__u32 tgid)
 {
+	__u32 i = tgid % STRAY_TARGET_SLOTS;
+	__u64 *slot = bpf_map_lookup_elem(&target_slots, &i);
+
+	if (slot && *slot == tgid)
+		return true;
 	return bpf_map_lookup_elem(&targets, &tgid) != NULL;
+}
+
+/* Give target tgid its slot if no other target holds it. */
+static __always_inline void claim_target_slot(__u32 tgid)
+{
+	__u32 i = tgid % STRAY_TARGET_SLOTS;
+	__u64 *slot = bpf_map_lookup_elem(&target_slots, &i);
+
+	if (slot)
+		__sync_val_compare_and_swap(slot, 0, (__u64)tgid);
 }
 
 /* targets' value: bit set once the process has a tracked mmap region. Most
@@ -131,40 +159,13 @@ static __always_inline bool has_mmap(__u32 tgid)
  */
 __noinline int capture_user_stack(struct pt_regs *ctx, __u64 ret_slot)
 {
-	__u32 frames = max_depth < STRAY_MAX_STACK_DEPTH ? max_depth : STRAY_MAX_STACK_DEPTH;
 	struct stray_site *s;
-	__u64 ret_addr = 0;
 	__u32 zero = 0;
-	long n;
 
 	s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
 		return 0;
-	if (unwind_mode != STRAY_UNWIND_FP) {
-		s->depth = unwind_user_stack(ctx, ret_slot);
-		return s->depth;
-	}
-	/* At a return probe, the frame walk of fpwalk.bpf.h (cheaper); at an
-	 * entry, the kernel's, which knows about probes at entry points. */
-	n = ret_slot ? bpf_get_stack(ctx, s->ips, frames * sizeof(__u64), BPF_F_USER_STACK) :
-		       walk_user_stack(ctx, s->ips, frames);
-	if (n < 0) {
-		count(STRAY_CNT_STACK_ERRORS);
-		n = 0;
-	}
-	if (ret_slot && !bpf_probe_read_user(&ret_addr, sizeof(ret_addr), (void *)ret_slot) && ret_addr) {
-		/* At some probe sites (a push %rbp, where stray's probe
-		 * placement may put it) the kernel puts the return address
-		 * in the stack itself, after the current ip: skip the ip
-		 * (is_uprobe_at_func_entry: push %rbp or endbr64 first). */
-		if (n >= 2 * (long)sizeof(__u64) && s->ips[1] == ret_addr &&
-		    (n = bpf_get_stack(ctx, s->ips, frames * sizeof(__u64), BPF_F_USER_STACK | 1)) < 0)
-			count(STRAY_CNT_STACK_ERRORS);
-		s->ips[0] = ret_addr;
-		if (n < (long)sizeof(__u64))
-			n = sizeof(__u64);
-	}
-	s->depth = n / sizeof(__u64);
+	s->depth = unwind_user_stack(ctx, ret_slot, s->ips);
 	return s->depth;
 }
 
@@ -265,6 +266,25 @@ static __always_inline void record_free(__u32 tgid, __u64 addr)
 		count(STRAY_CNT_UNMATCHED_FREES);
 }
 
+/* Insert block a at key. An address handed out while we still hold it as
+ * live means its free went unseen (e.g. released through an entry point we
+ * do not probe): the stale record is retired, so the site totals stay
+ * consistent, and the insert tried again. Trying the insert first saves a
+ * look-up per allocation in the usual case. Returns 0 or an error. */
+static __always_inline long insert_alloc(const struct stray_alloc_key *key, const struct stray_alloc *a)
+{
+	struct stray_alloc stale;
+	long err = bpf_map_update_elem(&allocs, key, a, BPF_NOEXIST);
+
+	if (err != -EEXIST)
+		return err;
+	if (take_alloc(key->tgid, key->addr, &stale)) {
+		count(STRAY_CNT_DUPLICATE_ADDR);
+		site_release(key->tgid, &stale);
+	}
+	return bpf_map_update_elem(&allocs, key, a, BPF_NOEXIST);
+}
+
 /* Record block addr of size bytes. Its site is the current stack, or
  * site_hash when not 0 (taken earlier, at operator new's entry). */
 static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u64 size, __u32 fn,
@@ -274,16 +294,8 @@ static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u6
 	struct stray_alloc a = { .size = size, .fn = fn };
 	__u32 kind = fn == STRAY_FN_MMAP || fn == STRAY_FN_MREMAP ? STRAY_KIND_MMAP : STRAY_KIND_HEAP;
 	struct stray_site_key site_key = { .tgid = tgid, .stack_hash = site_hash };
-	struct stray_alloc stale;
 	struct stray_site *site;
 
-	/* An address handed out while we still hold it as live means its free
-	 * went unseen (e.g. released through an entry point we do not probe):
-	 * retire the stale record so the site totals stay consistent. */
-	if (take_alloc(tgid, addr, &stale)) {
-		count(STRAY_CNT_DUPLICATE_ADDR);
-		site_release(tgid, &stale);
-	}
 	if (site_hash) {
 		a.stack_hash = site_hash;
 		site = bpf_map_lookup_elem(&sites, &site_key);
@@ -294,7 +306,7 @@ static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u6
 	}
 	a.kind = kind;
 	a.ts_ns = bpf_ktime_get_ns();
-	if (bpf_map_update_elem(&allocs, &key, &a, BPF_NOEXIST)) {
+	if (insert_alloc(&key, &a)) {
 		count_untracked(size);
 		return;
 	}
@@ -388,13 +400,15 @@ static __always_inline int enter_aux(void *ctx, __u32 fn, __u64 size, __u64 ptr_
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
 	struct stray_inflight rec = { .size = size, .ptr_arg = ptr_arg, .fn = fn, .old_pages = aux };
+	struct inflight_slot *slot;
 	struct stray_inflight *in;
 	__u64 sp;
 
 	if (!is_target(tgid))
 		return 0;
 	sp = PT_REGS_SP((struct pt_regs *)ctx);
-	in = inflight_lookup();
+	slot = inflight_slot_made();
+	in = inflight_rec(slot);
 	if (in && new_waiting(in)) {
 		if (new_running(in, sp)) {
 			if (action == ENTRY_PLAIN) {
@@ -416,7 +430,7 @@ static __always_inline int enter_aux(void *ctx, __u32 fn, __u64 size, __u64 ptr_
 	}
 	if (in) {
 		count(STRAY_CNT_STALE_INFLIGHT);
-		inflight_delete();
+		inflight_delete(in);
 	}
 	if (sampling()) {
 		switch (sample_entry(sp, size, sample_call_of(action))) {
@@ -455,7 +469,7 @@ static __always_inline int enter_aux(void *ctx, __u32 fn, __u64 size, __u64 ptr_
 		rec.has_old = 1;
 	if (action == ENTRY_FREES && ptr_arg)
 		record_free(tgid, ptr_arg);
-	if (inflight_insert(&rec)) {
+	if (inflight_insert(slot, &rec)) {
 		count(STRAY_CNT_INFLIGHT_FULL);
 		if (rec.has_old)
 			restore_alloc(tgid, ptr_arg, &rec.old);
@@ -492,7 +506,7 @@ static __always_inline bool leave(void *ctx, struct stray_inflight *rec)
 		return false;
 	if (sp > in->sp + 8) {
 		count(STRAY_CNT_STALE_INFLIGHT);
-		inflight_delete();
+		inflight_delete(in);
 		return false;
 	}
 	if (sp < in->sp + 8) /* a nested call's return */
@@ -502,7 +516,7 @@ static __always_inline bool leave(void *ctx, struct stray_inflight *rec)
 		return false;
 	}
 	*rec = *in;
-	inflight_delete();
+	inflight_delete(in);
 	return true;
 }
 

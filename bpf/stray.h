@@ -15,6 +15,8 @@
 #define STRAY_MAX_STACK_DEPTH 64
 
 /* Default map capacities; user space may override them before load. */
+/* is_target's fast path: an array of this many slots (a power of two). */
+#define STRAY_TARGET_SLOTS 4096
 #define STRAY_DEFAULT_MAX_ALLOCS (1u << 20)
 #define STRAY_DEFAULT_MAX_SITES (1u << 14)
 

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
- * User stack walking with DWARF call-frame information (--unwind=dwarf and
- * auto). Included by stray.bpf.c after its scratch map and count().
+ * User stack walking, with DWARF call-frame information (--unwind=dwarf and
+ * auto) or frame pointers only (--unwind=fp: the same loop and stack
+ * window, without rules). Included by stray.bpf.c after its scratch map and
+ * count().
  *
  * User space builds, per mapped file, rows "from pc on, CFA = sp|fp + off,
  * the caller's fp is unchanged or saved at CFA + off" (bpf/stray.h). Each
@@ -78,33 +80,66 @@ struct {
 /*
  * The rule found for a return address, per process: the frames of hot
  * allocation paths repeat, and a hit here saves the VMA look-up and the
- * binary search (about 0.5 us a frame). The key names the process by its
- * address space, tgid and start time (an mm freed at exit or exec can be
- * reused by another process; the three together cannot). Only found rules
- * are kept, so a module whose table arrives later (dlopen) is not missed.
- * A library unmapped and another mapped at the same address in one process
- * could meet a stale rule until the LRU drops it: the walk then stops or
- * falls back early, it never reads anything but the user stack.
+ * binary search. A direct-mapped cache per CPU, in an array: a look-up is
+ * an index and two compares (the hash map it replaces cost a 32-byte hash
+ * and an LRU update per frame, more than the rest of the step). The tag
+ * names the process by its address space, tgid and start time (an mm
+ * freed at exit or exec can be reused by another process; the three
+ * together cannot). Only found rules are kept, so a module whose table
+ * arrives later (dlopen) is not missed. A library unmapped and another
+ * mapped at the same address in one process could meet a stale rule until
+ * the entry is replaced: the walk then stops or falls back early, it never
+ * reads anything but the user stack.
  */
-struct unwind_pc_key {
-	__u64 mm;
-	__u64 start_time;
+#define UNWIND_RULE_CACHE_SLOTS 8192 /* per CPU, a power of two */
+
+struct unwind_rule_slot {
+	__u64 tag;
 	__u64 pc;
-	__u32 tgid;
+	struct stray_unwind_row row;
 	__u32 pad;
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 32768);
-	__type(key, struct unwind_pc_key);
-	__type(value, struct stray_unwind_row);
-} unwind_pc_rows SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, UNWIND_RULE_CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct unwind_rule_slot);
+} unwind_rule_cache SEC(".maps");
+
+/*
+ * The user stack is read through a window: one read of up to
+ * UNWIND_WINDOW bytes, from which the frames that lie in it are taken
+ * without a helper call. Each bpf_probe_read_user costs a helper call, a
+ * fault-proof copy and the kernel's hardened-usercopy check on the
+ * destination; a walk that reads every frame that way spent most of its
+ * time there. Per CPU, tagged with the task that filled it: a uprobe
+ * program can be preempted, and another task's walk may refill it.
+ */
+#define UNWIND_WINDOW 512 /* a power of two */
+#define UNWIND_PAGE 4096
+
+struct unwind_window {
+	__u64 task;
+	__u64 base;
+	__u64 len;
+	__u8 data[UNWIND_WINDOW + 16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct unwind_window);
+} unwind_windows SEC(".maps");
 
 /* A walk in progress, on the BPF stack of the probe. */
 struct unwind_walk {
 	__u64 ip, sp, fp;
-	struct unwind_pc_key pc_key; /* pc filled per frame */
+	__u64 tag; /* the process, for unwind_rule_cache */
+	__u64 task; /* the current task, owner of the window */
+	struct unwind_window *win;
+	__u64 *ips; /* the frames found */
 	/* The VMA of the previous frame's module, so that a run of frames in
 	 * one module looks it up once. */
 	__u64 vma_start, vma_end;
@@ -234,14 +269,56 @@ static __always_inline struct stray_unwind_row *unwind_find_row(const struct unw
 	return row && row->pc <= pc ? row : NULL;
 }
 
+/* Refill the window from addr and copy size (8 or 16) bytes from its
+ * start. The window is UNWIND_WINDOW bytes, or up to the end of addr's
+ * page when the next page is not mapped (the top of a stack). */
+static __always_inline long unwind_refill(struct unwind_walk *w, __u64 addr, __u64 *out, __u32 size)
+{
+	struct unwind_window *win = w->win;
+	__u64 len = UNWIND_WINDOW;
+
+	win->task = w->task;
+	win->base = addr;
+	win->len = 0;
+	if (bpf_probe_read_user(win->data, UNWIND_WINDOW, (void *)addr)) {
+		len = UNWIND_PAGE - (addr & (UNWIND_PAGE - 1));
+		if (len > UNWIND_WINDOW)
+			len = UNWIND_WINDOW;
+		if (len < 16 || bpf_probe_read_user(win->data, len, (void *)addr))
+			return bpf_probe_read_user(out, size, (void *)addr);
+	}
+	win->len = len;
+	out[0] = *(__u64 *)&win->data[0];
+	if (size == 16)
+		out[1] = *(__u64 *)&win->data[8];
+	return 0;
+}
+
+/* size (8 or 16) bytes of the user stack at addr, from the window when it
+ * holds them. Returns 0 or a read error. */
+static __always_inline long unwind_read(struct unwind_walk *w, __u64 addr, __u64 *out, __u32 size)
+{
+	struct unwind_window *win = w->win;
+	__u64 off = addr - win->base;
+
+	if (win->task != w->task || addr < win->base || off + size > win->len || (addr & 7))
+		return unwind_refill(w, addr, out, size);
+	off &= UNWIND_WINDOW - 1; /* no-op (off + size <= len): bounds for the verifier */
+	out[0] = *(__u64 *)&win->data[off];
+	if (size == 16)
+		out[1] = *(__u64 *)&win->data[off + 8];
+	return 0;
+}
+
 /* Step to the caller through the frame-pointer chain. */
 static __always_inline long unwind_step_fp(struct unwind_walk *w)
 {
 	__u64 frame[2];
 
-	/* A caller's frame is above the callee's: anything else is not a
-	 * frame pointer (code that uses the register for data). */
-	if (w->fp < w->sp || bpf_probe_read_user(frame, sizeof(frame), (void *)w->fp))
+	/* A caller's frame is above the callee's, and aligned: anything else
+	 * is not a frame pointer (code that uses the register for data), and
+	 * following it would only add junk frames. */
+	if (w->fp < w->sp || (w->fp & 7) || unwind_read(w, w->fp, frame, 16))
 		return 1;
 	w->sp = w->fp + 16;
 	w->fp = frame[0];
@@ -277,15 +354,14 @@ static __always_inline long unwind_step_row(struct unwind_walk *w, const struct 
 		 * one read for both. */
 		__u64 pair[2];
 
-		if (bpf_probe_read_user(pair, sizeof(pair), (void *)(cfa + row->fp_off)))
+		if (unwind_read(w, cfa + row->fp_off, pair, 16))
 			return -1;
 		fp = pair[0];
 		ra = pair[1];
 	} else {
-		if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(cfa + STRAY_UNWIND_RA_OFF)))
+		if (unwind_read(w, cfa + STRAY_UNWIND_RA_OFF, &ra, 8))
 			return -1;
-		if (row->fp_rule == STRAY_FP_AT_CFA &&
-		    bpf_probe_read_user(&fp, sizeof(fp), (void *)(cfa + row->fp_off)))
+		if (row->fp_rule == STRAY_FP_AT_CFA && unwind_read(w, cfa + row->fp_off, &fp, 8))
 			return -1;
 	}
 	w->ip = ra;
@@ -294,32 +370,47 @@ static __always_inline long unwind_step_row(struct unwind_walk *w, const struct 
 	return 0;
 }
 
+/* The rule for w->ip: from the cache, else from the module's rows (and
+ * then cached). NULL when there is none. */
+static __always_inline struct stray_unwind_row *unwind_rule(struct unwind_walk *w)
+{
+	__u32 idx = (__u32)((w->ip ^ (w->ip >> 17) ^ w->tag) & (UNWIND_RULE_CACHE_SLOTS - 1));
+	struct unwind_rule_slot *slot = bpf_map_lookup_elem(&unwind_rule_cache, &idx);
+	struct stray_unwind_row *row = NULL;
+
+	if (!slot)
+		return NULL;
+	if (slot->tag == w->tag && slot->pc == w->ip)
+		return &slot->row;
+	unwind_find_module(w);
+	/* Every frame's ip is a return address: the call is the byte before,
+	 * which is inside the caller even when the call was its last
+	 * instruction (a noreturn callee). */
+	if (w->nrows && w->ip - 1 - w->bias <= 0xffffffffULL) /* rows hold 32-bit pcs */
+		row = unwind_find_row(w, w->ip - 1 - w->bias);
+	if (!row)
+		return NULL;
+	slot->row = *row;
+	slot->pc = w->ip;
+	slot->tag = w->tag;
+	return &slot->row;
+}
+
 /* bpf_loop callback: record frame i (w->ip) and step to its caller. */
 static long unwind_frame(__u64 i, void *data)
 {
 	struct unwind_walk *w = data;
-	struct stray_unwind_row *row = NULL;
-	struct stray_site *s;
-	__u32 zero = 0, d = w->depth;
+	struct stray_unwind_row *row;
+	__u32 d = w->depth;
 	long ret;
 
-	s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s || !w->ip || d >= STRAY_MAX_STACK_DEPTH || d >= max_depth)
+	if (!w->ip || d >= STRAY_MAX_STACK_DEPTH || d >= max_depth)
 		return 1;
-	s->ips[d] = w->ip;
+	w->ips[d] = w->ip;
 	w->depth = d + 1;
-	w->pc_key.pc = w->ip;
-	row = bpf_map_lookup_elem(&unwind_pc_rows, &w->pc_key);
-	if (!row) {
-		unwind_find_module(w);
-		/* Every frame's ip is a return address: the call is the byte
-		 * before, which is inside the caller even when the call was
-		 * its last instruction (a noreturn callee). */
-		if (w->nrows && w->ip - 1 - w->bias <= 0xffffffffULL) /* rows hold 32-bit pcs */
-			row = unwind_find_row(w, w->ip - 1 - w->bias);
-		if (row)
-			bpf_map_update_elem(&unwind_pc_rows, &w->pc_key, row, BPF_ANY);
-	}
+	if (unwind_mode == STRAY_UNWIND_FP)
+		return unwind_step_fp(w);
+	row = unwind_rule(w);
 	ret = row ? unwind_step_row(w, row) : -1;
 	if (ret >= 0)
 		return ret;
@@ -332,30 +423,36 @@ static long unwind_frame(__u64 i, void *data)
 }
 
 /*
- * Walk the current user stack into scratch's ips[]; returns the depth. At
- * a return probe the registers are the caller's after the return, the
- * first frame its return address. At a function's entry, ret_slot is the
- * stack pointer: the return address is there, and popping it gives the
- * caller's stack pointer (CFA = sp + 8); the frame pointer is unchanged.
+ * Walk the current user stack into ips[]; returns the depth. At a return
+ * probe the registers are the caller's after the return, the first frame
+ * its return address. At a function's entry, ret_slot is the stack
+ * pointer: the return address is there, and popping it gives the caller's
+ * stack pointer (CFA = sp + 8); the frame pointer is unchanged.
  */
-static __always_inline __u32 unwind_user_stack(struct pt_regs *regs, __u64 ret_slot)
+static __always_inline __u32 unwind_user_stack(struct pt_regs *regs, __u64 ret_slot, __u64 *ips)
 {
 	struct unwind_walk w = {
 		.ip = PT_REGS_IP(regs),
 		.sp = PT_REGS_SP(regs),
 		.fp = PT_REGS_FP(regs),
+		.ips = ips,
 	};
-
 	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 zero = 0;
 
+	w.win = bpf_map_lookup_elem(&unwind_windows, &zero);
+	if (!w.win)
+		return 0;
+	w.win->len = 0; /* the stack has changed since the last walk */
+	w.task = (__u64)task;
 	if (ret_slot) {
 		if (bpf_probe_read_user(&w.ip, sizeof(w.ip), (void *)ret_slot))
 			return 0;
 		w.sp = ret_slot + 8;
 	}
-	w.pc_key.mm = (__u64)task->mm;
-	w.pc_key.start_time = task->group_leader->start_time;
-	w.pc_key.tgid = task->tgid;
+	/* The mm as a number (a probe read: the verifier allows no arithmetic
+	 * on the pointer); it changes at exec, the other two do not. */
+	w.tag = mix(mix((__u64)BPF_CORE_READ(task, mm), task->group_leader->start_time), task->tgid);
 	bpf_loop(STRAY_MAX_STACK_DEPTH, unwind_frame, &w, 0);
 	return w.depth;
 }

@@ -433,6 +433,29 @@ static int attach_object(struct loader *l, struct target *t, const struct alloc_
 	return 0;
 }
 
+/* The target_slots entry of pid (bpf/stray.bpf.c: is_target). The first
+ * target to find it empty owns it; the BPF side claims it the same way for
+ * forked children (with a compare-and-swap: only 0 is replaced). */
+static void claim_target_slot(struct loader *l, uint32_t pid)
+{
+	uint32_t i = pid % STRAY_TARGET_SLOTS;
+	uint64_t owner = 0, me = pid;
+	int fd = bpf_map__fd(l->skel->maps.target_slots);
+
+	if (!bpf_map_lookup_elem(fd, &i, &owner) && !owner)
+		bpf_map_update_elem(fd, &i, &me, BPF_ANY);
+}
+
+static void release_target_slot(struct loader *l, uint32_t pid)
+{
+	uint32_t i = pid % STRAY_TARGET_SLOTS;
+	uint64_t owner = 0, none = 0;
+	int fd = bpf_map__fd(l->skel->maps.target_slots);
+
+	if (!bpf_map_lookup_elem(fd, &i, &owner) && owner == pid)
+		bpf_map_update_elem(fd, &i, &none, BPF_ANY);
+}
+
 int loader__attach(struct loader *l, int pid, const struct allocator *alloc)
 {
 	struct target *t = target_slot(l, pid, true);
@@ -443,6 +466,7 @@ int loader__attach(struct loader *l, int pid, const struct allocator *alloc)
 		return -ENOSPC;
 	if (bpf_map_update_elem(bpf_map__fd(l->skel->maps.targets), &key, &one, BPF_ANY))
 		return -errno;
+	claim_target_slot(l, pid);
 	for (size_t i = 0; i < alloc->nobjects; i++) {
 		err = attach_object(l, t, &alloc->objects[i]);
 		if (err)
@@ -457,6 +481,7 @@ void loader__detach(struct loader *l, int pid)
 	__u32 key = pid;
 
 	bpf_map_delete_elem(bpf_map__fd(l->skel->maps.targets), &key);
+	release_target_slot(l, pid);
 	if (t)
 		target_release(t);
 }
