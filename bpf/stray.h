@@ -424,4 +424,34 @@ struct stray_unwind_module {
 	__s64 vaddr_delta;
 };
 
+/*
+ * The stack walker's VMA cache (bpf/unwind.bpf.h), for the moments when
+ * bpf_find_vma cannot take the address-space lock: per process and 2 MiB
+ * granule of address space, up to STRAY_VMA_CACHE_WAYS executable
+ * mappings with their module's rows. The walker fills it as it goes, and
+ * user space seeds it from /proc/PID/maps (user/unwind_vmas.c), so that a
+ * frame first met while another thread maps or unmaps still finds its
+ * module.
+ */
+#define STRAY_VMA_GRANULE_SHIFT 21
+#define STRAY_VMA_CACHE_WAYS 8
+
+struct stray_vma_cache_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 granule; /* address >> STRAY_VMA_GRANULE_SHIFT */
+};
+
+struct stray_vma {
+	__u64 start, end;
+	__s64 bias;	    /* module pc = address - bias */
+	__u32 first, nrows; /* its rows; nrows 0: no table */
+};
+
+struct stray_vma_cache_entry {
+	struct stray_vma vma[STRAY_VMA_CACHE_WAYS];
+	__u32 next; /* the way replaced next */
+	__u32 pad;
+};
+
 #endif /* STRAY_H */

@@ -45,36 +45,17 @@ struct {
 /*
  * bpf_find_vma only try-locks the address space: while another thread of
  * the process maps or unmaps (thread stacks, malloc arenas), it fails with
- * EBUSY. Then the module comes from this cache of earlier answers, keyed by
- * the address space and the address's 2 MiB granule, a few VMAs each. It
- * is only consulted when the lock is taken, so an entry left by a library
- * since unmapped is used rarely, and only until the LRU drops it.
+ * EBUSY. Then the module comes from this cache (bpf/stray.h), which the
+ * walker fills with its earlier answers and user space seeds from the
+ * process's maps. It is only consulted when the lock is taken, so an entry
+ * left by a library since unmapped is used rarely, and only until it is
+ * replaced.
  */
-#define UNWIND_GRANULE_SHIFT 21
-#define UNWIND_CACHE_WAYS 4
-
-struct unwind_vma {
-	__u64 start, end;
-	__s64 bias;
-	__u32 first, nrows;
-};
-
-struct unwind_cache_key {
-	__u64 mm;
-	__u64 granule;
-};
-
-struct unwind_cache_entry {
-	struct unwind_vma vma[UNWIND_CACHE_WAYS];
-	__u32 next; /* slot replaced next */
-	__u32 pad;
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
-	__type(key, struct unwind_cache_key);
-	__type(value, struct unwind_cache_entry);
+	__type(key, struct stray_vma_cache_key);
+	__type(value, struct stray_vma_cache_entry);
 } unwind_vma_cache SEC(".maps");
 
 /*
@@ -83,9 +64,9 @@ struct {
  * binary search. A direct-mapped cache per CPU, in an array: a look-up is
  * an index and two compares (the hash map it replaces cost a 32-byte hash
  * and an LRU update per frame, more than the rest of the step). The tag
- * names the process by its address space, tgid and start time (an mm
- * freed at exit or exec can be reused by another process; the three
- * together cannot). Only found rules are kept, so a module whose table
+ * names the process by its tgid, start time and exec count (a pid is
+ * reused by another process, and exec maps another program: the three
+ * together are unique). Only found rules are kept, so a module whose table
  * arrives later (dlopen) is not missed. A library unmapped and another
  * mapped at the same address in one process could meet a stale rule until
  * the entry is replaced: the walk then stops or falls back early, it never
@@ -116,7 +97,7 @@ struct {
  * time there. Per CPU, tagged with the task that filled it: a uprobe
  * program can be preempted, and another task's walk may refill it.
  */
-#define UNWIND_WINDOW 512 /* a power of two */
+#define UNWIND_WINDOW 1024 /* a power of two */
 #define UNWIND_PAGE 4096
 
 struct unwind_window {
@@ -167,19 +148,19 @@ static long unwind_vma_found(struct task_struct *task, struct vm_area_struct *vm
 	return 0;
 }
 
-static __always_inline struct unwind_cache_key unwind_cache_key_of(__u64 ip)
+static __always_inline struct stray_vma_cache_key unwind_cache_key_of(__u64 ip)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-
-	return (struct unwind_cache_key){ .mm = (__u64)task->mm, .granule = ip >> UNWIND_GRANULE_SHIFT };
+	return (struct stray_vma_cache_key){
+		.tgid = bpf_get_current_pid_tgid() >> 32, .granule = ip >> STRAY_VMA_GRANULE_SHIFT,
+	};
 }
 
 /* Remember the walk's current VMA for its granule. */
 static __always_inline void unwind_cache_put(const struct unwind_walk *w)
 {
-	struct unwind_cache_key key = unwind_cache_key_of(w->ip);
-	struct unwind_vma vma = { w->vma_start, w->vma_end, w->bias, w->first, w->nrows };
-	struct unwind_cache_entry *e = bpf_map_lookup_elem(&unwind_vma_cache, &key), fresh = {};
+	struct stray_vma_cache_key key = unwind_cache_key_of(w->ip);
+	struct stray_vma vma = { w->vma_start, w->vma_end, w->bias, w->first, w->nrows };
+	struct stray_vma_cache_entry *e = bpf_map_lookup_elem(&unwind_vma_cache, &key), fresh = {};
 	__u32 slot;
 
 	if (!e) {
@@ -188,24 +169,24 @@ static __always_inline void unwind_cache_put(const struct unwind_walk *w)
 		bpf_map_update_elem(&unwind_vma_cache, &key, &fresh, BPF_ANY);
 		return;
 	}
-	for (int i = 0; i < UNWIND_CACHE_WAYS; i++)
+	for (int i = 0; i < STRAY_VMA_CACHE_WAYS; i++)
 		if (e->vma[i].start == vma.start && e->vma[i].end == vma.end) {
 			e->vma[i] = vma;
 			return;
 		}
-	slot = e->next++ % UNWIND_CACHE_WAYS;
+	slot = e->next++ % STRAY_VMA_CACHE_WAYS;
 	e->vma[slot] = vma;
 }
 
 /* The VMA holding w->ip from the cache; false when it has none. */
 static __always_inline bool unwind_cache_get(struct unwind_walk *w)
 {
-	struct unwind_cache_key key = unwind_cache_key_of(w->ip);
-	struct unwind_cache_entry *e = bpf_map_lookup_elem(&unwind_vma_cache, &key);
+	struct stray_vma_cache_key key = unwind_cache_key_of(w->ip);
+	struct stray_vma_cache_entry *e = bpf_map_lookup_elem(&unwind_vma_cache, &key);
 
 	if (!e)
 		return false;
-	for (int i = 0; i < UNWIND_CACHE_WAYS; i++)
+	for (int i = 0; i < STRAY_VMA_CACHE_WAYS; i++)
 		if (w->ip >= e->vma[i].start && w->ip < e->vma[i].end) {
 			w->vma_start = e->vma[i].start;
 			w->vma_end = e->vma[i].end;
@@ -450,9 +431,10 @@ static __always_inline __u32 unwind_user_stack(struct pt_regs *regs, __u64 ret_s
 			return 0;
 		w.sp = ret_slot + 8;
 	}
-	/* The mm as a number (a probe read: the verifier allows no arithmetic
-	 * on the pointer); it changes at exec, the other two do not. */
-	w.tag = mix(mix((__u64)BPF_CORE_READ(task, mm), task->group_leader->start_time), task->tgid);
+	/* exec gives the process a new address space and counts itself in
+	 * self_exec_id (a thread's copy is its creator's). Plain loads: the
+	 * mm pointer as a number would take a probe read. */
+	w.tag = mix(mix(task->group_leader->start_time, task->self_exec_id), task->tgid);
 	bpf_loop(STRAY_MAX_STACK_DEPTH, unwind_frame, &w, 0);
 	return w.depth;
 }

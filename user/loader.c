@@ -536,6 +536,11 @@ int loader__unwind_modules_fd(const struct loader *l)
 	return bpf_map__fd(l->skel->maps.unwind_modules);
 }
 
+int loader__unwind_vma_cache_fd(const struct loader *l)
+{
+	return bpf_map__fd(l->skel->maps.unwind_vma_cache);
+}
+
 uint32_t loader__max_unwind_rows(const struct loader *l)
 {
 	return bpf_map__max_entries(l->skel->maps.unwind_rows);

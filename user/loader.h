@@ -94,6 +94,7 @@ uint64_t loader__sample_bytes(const struct loader *l); /* 0: exact tracking */
 /* The DWARF unwinder's maps (user/unwind.h) and their capacities. */
 int loader__unwind_rows_fd(const struct loader *l);
 int loader__unwind_modules_fd(const struct loader *l);
+int loader__unwind_vma_cache_fd(const struct loader *l);
 uint32_t loader__max_unwind_rows(const struct loader *l);
 uint32_t loader__max_unwind_modules(const struct loader *l);
 

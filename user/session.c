@@ -953,6 +953,8 @@ static int session_open(struct session *s, const struct session_opts *opts)
 		fprintf(stderr, "stray: out of memory\n");
 		return -1;
 	}
+	if (s->unwind)
+		unwind_tables__seed_vmas(s->unwind, loader__unwind_vma_cache_fd(s->loader));
 	/* Records: one per site, plus room for exited children's sites. */
 	s->drain = drain__new(s->loader, (size_t)opts->max_sites * 2);
 	if (!s->drain) {

@@ -11,6 +11,7 @@
 #include "loader.h"
 #include "unwind.h"
 #include "unwind_table.h"
+#include "unwind_vmas.h"
 
 _Static_assert(sizeof(struct stray_unwind_row) == 12, "ABI: stray_unwind_row");
 _Static_assert(sizeof(struct stray_unwind_module_key) == 16, "ABI: stray_unwind_module_key");
@@ -30,6 +31,7 @@ struct loaded_table {
 
 struct unwind_tables {
 	int rows_fd, modules_fd;
+	int vma_cache_fd; /* -1: not seeded */
 	uint32_t max_rows, max_modules, next_row;
 	struct stray_unwind_module_key *files; /* every file looked at */
 	size_t nfiles, max_files;
@@ -46,6 +48,7 @@ struct unwind_tables *unwind_tables__new(int rows_fd, uint32_t max_rows, int mod
 	if (!u)
 		return NULL;
 	u->rows_fd = rows_fd;
+	u->vma_cache_fd = -1;
 	u->modules_fd = modules_fd;
 	u->max_rows = max_rows;
 	u->max_modules = max_modules;
@@ -58,6 +61,11 @@ struct unwind_tables *unwind_tables__new(int rows_fd, uint32_t max_rows, int mod
 		return NULL;
 	}
 	return u;
+}
+
+void unwind_tables__seed_vmas(struct unwind_tables *u, int cache_fd)
+{
+	u->vma_cache_fd = cache_fd;
 }
 
 void unwind_tables__free(struct unwind_tables *u)
@@ -213,6 +221,8 @@ int unwind_tables__add_process(struct unwind_tables *u, int pid, bool at_exec)
 	elfsym__free_paths(paths, n);
 	if (at_exec)
 		add_interpreter(u, pid);
+	if (u->vma_cache_fd >= 0)
+		unwind_vmas__seed(u->vma_cache_fd, u->modules_fd, pid);
 	return 0;
 }
 

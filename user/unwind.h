@@ -22,6 +22,10 @@ struct unwind_tables *unwind_tables__new(int rows_fd, uint32_t max_rows, int mod
 					 uint32_t max_modules);
 void unwind_tables__free(struct unwind_tables *u);
 
+/* Seed the walker's VMA cache (user/unwind_vmas.h) at every
+ * unwind_tables__add_process: cache_fd is the BPF map. */
+void unwind_tables__seed_vmas(struct unwind_tables *u, int cache_fd);
+
 /*
  * Load the tables of every module of process pid not loaded yet: the
  * mapped ones, or at_exec (libraries not mapped yet) the executable and
