@@ -150,22 +150,45 @@ static __always_inline bool has_mmap(__u32 tgid)
 	return flags && (*flags & TARGET_HAS_MMAP);
 }
 
+/* What capture_user_stack found besides the frames (a global function
+ * returns one scalar): the stack's hash, and whether the frames were
+ * written to the scratch site. */
+struct stack_capture {
+	__u64 hash;
+	__u32 ips_filled;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stack_capture);
+} captures SEC(".maps");
+
 /*
- * Walk the current user stack into the scratch site's ips and depth;
- * returns the depth. A global function: the verifier checks it once per
- * program instead of at every inlined call site (the DWARF walker, inlined
- * at each of the return program's record_alloc calls, made loading the
- * session program take 0.75 s of stray's start-up).
+ * Walk the current user stack into the scratch site's ips and depth, and
+ * its hash into captures; returns the depth. With memo (return probes),
+ * a remembered walk that still holds (unwind.bpf.h) gives the depth and
+ * hash and leaves the frames unwritten. A global function: the verifier
+ * checks it once per program instead of at every inlined call site (the
+ * DWARF walker, inlined at each of the return program's record_alloc
+ * calls, made loading the session program take 0.75 s of stray's
+ * start-up).
  */
-__noinline int capture_user_stack(struct pt_regs *ctx, __u64 ret_slot)
+__noinline int capture_user_stack(struct pt_regs *ctx, __u64 ret_slot, __u32 memo)
 {
+	struct stack_capture *c;
 	struct stray_site *s;
+	bool filled = true;
 	__u32 zero = 0;
 
 	s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s)
+	c = bpf_map_lookup_elem(&captures, &zero);
+	if (!s || !c)
 		return 0;
-	s->depth = unwind_user_stack(ctx, ret_slot, s->ips);
+	s->depth = unwind_user_stack(ctx, ret_slot, s->ips, memo, &c->hash, &filled);
+	c->ips_filled = filled;
 	return s->depth;
 }
 
@@ -178,20 +201,24 @@ __noinline int capture_user_stack(struct pt_regs *ctx, __u64 ret_slot)
  * Called at a function's entry (operator new), ret_slot is the stack
  * pointer: the return address is there and not yet in the frame chain,
  * which starts at the caller's frame, so it replaces the first frame (the
- * function's own first instruction) and the stack reads the same.
+ * function's own first instruction) and the stack reads the same. A site
+ * found by a remembered walk's hash needs no frames; a new one does, and
+ * then the stack is walked again.
  */
 static __always_inline struct stray_site *site_of_current_stack(void *ctx, __u32 tgid, __u64 ret_slot,
 								 __u64 *hash, __u32 kind)
 {
 	struct stray_site_key key = { .tgid = tgid };
 	struct stray_site *s, *found;
+	struct stack_capture *c;
 	__u32 zero = 0;
 
-	capture_user_stack(ctx, ret_slot);
+	capture_user_stack(ctx, ret_slot, 1);
 	s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s)
+	c = bpf_map_lookup_elem(&captures, &zero);
+	if (!s || !c)
 		return NULL;
-	key.stack_hash = hash_stack(tgid, s->ips, s->depth);
+	key.stack_hash = c->hash;
 	/* The kind is part of the site's identity. */
 	if (kind != STRAY_KIND_HEAP)
 		key.stack_hash = mix(key.stack_hash, 0x6d6d61702d6b6e64ULL + kind);
@@ -203,10 +230,12 @@ static __always_inline struct stray_site *site_of_current_stack(void *ctx, __u32
 		/* Cheap plausibility check; a full compare would cost a loop
 		 * per allocation for a 64-bit hash that practically never
 		 * collides. */
-		if (found->depth != s->depth || (s->depth && found->ips[0] != s->ips[0]))
+		if (found->depth != s->depth || (c->ips_filled && s->depth && found->ips[0] != s->ips[0]))
 			count(STRAY_CNT_STACK_COLLISIONS);
 		return found;
 	}
+	if (!c->ips_filled)
+		capture_user_stack(ctx, ret_slot, 0);
 	s->live_bytes = s->live_count = 0;
 	s->alloc_bytes = s->alloc_count = s->free_bytes = s->free_count = 0;
 	if (bpf_map_update_elem(&sites, &key, s, BPF_NOEXIST) && !bpf_map_lookup_elem(&sites, &key)) {

@@ -97,14 +97,17 @@ struct {
  * time there. Per CPU, tagged with the task that filled it: a uprobe
  * program can be preempted, and another task's walk may refill it.
  */
-#define UNWIND_WINDOW 1024 /* a power of two */
+#define UNWIND_WINDOW 1024 /* bytes read at once */
 #define UNWIND_PAGE 4096
+/* The buffer, a power of two: a remembered walk's words are checked in
+ * one read of up to this many bytes (unwind_memo_holds). */
+#define UNWIND_BUF 4096
 
 struct unwind_window {
 	__u64 task;
 	__u64 base;
 	__u64 len;
-	__u8 data[UNWIND_WINDOW + 16];
+	__u8 data[UNWIND_BUF + 16];
 };
 
 struct {
@@ -114,13 +117,74 @@ struct {
 	__type(value, struct unwind_window);
 } unwind_windows SEC(".maps");
 
+/*
+ * Walks remembered, to be checked instead of redone. A walk is a function
+ * of the registers it starts from and of the stack words it reads (the
+ * rules are cached per pc, as above). A return probe that starts from the
+ * registers of a remembered walk, in the same process, and finds every
+ * word that walk read unchanged would walk the same frames: its stack
+ * hash is taken from here. The check is one read of the window and a
+ * compare per word, where a walk costs a rule and a step per frame. Only
+ * walks that read at most UNWIND_MEMO_WORDS words, all in their first
+ * window, are remembered. Direct-mapped per CPU, like the rule cache.
+ */
+#define UNWIND_MEMO_SLOTS 1024 /* per CPU, a power of two */
+#define UNWIND_MEMO_WORDS 16
+
+struct unwind_memo {
+	__u64 tag, ip, sp, fp; /* the process and the registers at the start; tag 0: empty */
+	__u64 hash;	       /* the walk's stack hash (stack.bpf.h: hash_stack) */
+	__u64 base;	       /* the stack pointer the walk started from: every frame lies above */
+	__u32 depth, nwords;
+	__u32 span; /* the words lie in [base, base + span), span <= UNWIND_BUF */
+	__u32 slot; /* its index: its words are unwind_memo_words[slot * UNWIND_MEMO_WORDS + i] */
+	/* While a walk records itself here (tag 0): whether it still can. In
+	 * the map, not in the walk's state, like the word count: the verifier
+	 * would otherwise explore the walk loop once per value of each. */
+	__u32 recording;
+	/* Whether the walk used the frame pointer it started with (a frame
+	 * with its CFA from fp, or stepped with fp, before fp was reloaded
+	 * from the stack); fp_fresh: not reloaded yet. Code built without
+	 * frame pointers keeps data in the register: a walk that never used
+	 * it holds whatever it is. */
+	__u8 uses_fp, fp_fresh;
+	__u16 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, UNWIND_MEMO_SLOTS);
+	__type(key, __u32);
+	__type(value, struct unwind_memo);
+} unwind_memos SEC(".maps");
+
+/* A word a remembered walk read: its value at base + off. In a map of its
+ * own, looked up by index (a bounds check at run time), so that the
+ * verifier need not track the word count of the walk exactly: as an index
+ * into an array in the memo it made every step of the walk loop a new
+ * state to verify (stray took 1.4 s to start). */
+struct unwind_memo_word {
+	__u64 val;
+	__u32 off;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, UNWIND_MEMO_SLOTS * UNWIND_MEMO_WORDS);
+	__type(key, __u32);
+	__type(value, struct unwind_memo_word);
+} unwind_memo_words SEC(".maps");
+
 /* A walk in progress, on the BPF stack of the probe. */
 struct unwind_walk {
 	__u64 ip, sp, fp;
 	__u64 tag; /* the process, for unwind_rule_cache */
+	__u64 start_ip, start_sp, start_fp; /* the registers the walk started from */
 	__u64 task; /* the current task, owner of the window */
 	struct unwind_window *win;
 	__u64 *ips; /* the frames found */
+	struct unwind_memo *memo; /* where the walk is recorded (never NULL) */
 	/* The VMA of the previous frame's module, so that a run of frames in
 	 * one module looks it up once. */
 	__u64 vma_start, vma_end;
@@ -211,8 +275,11 @@ static __always_inline void unwind_find_module(struct unwind_walk *w)
 	w->vma_start = w->vma_end = 0;
 	w->has_file = 0;
 	if (bpf_find_vma(bpf_get_current_task_btf(), w->ip, unwind_vma_found, w, 0)) {
-		if (!unwind_cache_get(w))
+		if (!unwind_cache_get(w)) {
 			count(STRAY_CNT_UNWIND_NO_VMA);
+			/* may do better with the lock free: not remembered */
+			w->memo->recording = 0;
+		}
 		return;
 	}
 	if (w->has_file) {
@@ -223,6 +290,9 @@ static __always_inline void unwind_find_module(struct unwind_walk *w)
 			w->first = m->first;
 			w->nrows = m->nrows;
 			w->bias = (__s64)w->vma_start - (__s64)(w->pgoff << unwind_page_shift) - m->vaddr_delta;
+		} else {
+			/* its table may be loaded at the next drain (dlopen) */
+			w->memo->recording = 0;
 		}
 	}
 	unwind_cache_put(w);
@@ -265,8 +335,10 @@ static __always_inline long unwind_refill(struct unwind_walk *w, __u64 addr, __u
 		len = UNWIND_PAGE - (addr & (UNWIND_PAGE - 1));
 		if (len > UNWIND_WINDOW)
 			len = UNWIND_WINDOW;
-		if (len < 16 || bpf_probe_read_user(win->data, len, (void *)addr))
+		if (len < 16 || bpf_probe_read_user(win->data, len, (void *)addr)) {
+			w->memo->recording = 0;
 			return bpf_probe_read_user(out, size, (void *)addr);
+		}
 	}
 	win->len = len;
 	out[0] = *(__u64 *)&win->data[0];
@@ -275,20 +347,56 @@ static __always_inline long unwind_refill(struct unwind_walk *w, __u64 addr, __u
 	return 0;
 }
 
+/* Note the words just read at addr in the walk's memo, or give up
+ * remembering the walk: too many words, or too far above its start to be
+ * checked in one read. */
+static __always_inline void unwind_note(struct unwind_walk *w, __u64 addr, const __u64 *v, __u32 size)
+{
+	struct unwind_memo *m = w->memo;
+	struct unwind_memo_word *word;
+	__u32 n = m->nwords, off, key;
+
+	if (!m->recording)
+		return;
+	off = addr - m->base;
+	if (n + size / 8 > UNWIND_MEMO_WORDS || addr < m->base || off + size > UNWIND_BUF) {
+		m->recording = 0;
+		return;
+	}
+	for (__u32 i = 0; i < size / 8; i++) {
+		key = m->slot * UNWIND_MEMO_WORDS + n + i;
+		word = bpf_map_lookup_elem(&unwind_memo_words, &key);
+		if (!word) {
+			m->recording = 0;
+			return;
+		}
+		word->val = v[i];
+		word->off = off + 8 * i;
+	}
+	if (off + size > m->span)
+		m->span = off + size;
+	m->nwords = n + size / 8;
+}
+
 /* size (8 or 16) bytes of the user stack at addr, from the window when it
  * holds them. Returns 0 or a read error. */
 static __always_inline long unwind_read(struct unwind_walk *w, __u64 addr, __u64 *out, __u32 size)
 {
 	struct unwind_window *win = w->win;
 	__u64 off = addr - win->base;
+	long err = 0;
 
-	if (win->task != w->task || addr < win->base || off + size > win->len || (addr & 7))
-		return unwind_refill(w, addr, out, size);
-	off &= UNWIND_WINDOW - 1; /* no-op (off + size <= len): bounds for the verifier */
-	out[0] = *(__u64 *)&win->data[off];
-	if (size == 16)
-		out[1] = *(__u64 *)&win->data[off + 8];
-	return 0;
+	if (win->task != w->task || addr < win->base || off + size > win->len || (addr & 7)) {
+		err = unwind_refill(w, addr, out, size);
+	} else {
+		off &= UNWIND_BUF - 1; /* no-op (off + size <= len): bounds for the verifier */
+		out[0] = *(__u64 *)&win->data[off];
+		if (size == 16)
+			out[1] = *(__u64 *)&win->data[off + 8];
+	}
+	if (!err)
+		unwind_note(w, addr, out, size);
+	return err;
 }
 
 /* Step to the caller through the frame-pointer chain. */
@@ -299,10 +407,13 @@ static __always_inline long unwind_step_fp(struct unwind_walk *w)
 	/* A caller's frame is above the callee's, and aligned: anything else
 	 * is not a frame pointer (code that uses the register for data), and
 	 * following it would only add junk frames. */
+	if (w->memo->recording && w->memo->fp_fresh)
+		w->memo->uses_fp = 1;
 	if (w->fp < w->sp || (w->fp & 7) || unwind_read(w, w->fp, frame, 16))
 		return 1;
 	w->sp = w->fp + 16;
 	w->fp = frame[0];
+	w->memo->fp_fresh = 0;
 	w->ip = frame[1];
 	return 0;
 }
@@ -318,6 +429,8 @@ static __always_inline long unwind_step_row(struct unwind_walk *w, const struct 
 		cfa = w->sp + row->cfa_off;
 		break;
 	case STRAY_CFA_FP:
+		if (w->memo->recording && w->memo->fp_fresh)
+			w->memo->uses_fp = 1;
 		cfa = w->fp + row->cfa_off;
 		break;
 	case STRAY_CFA_PLT:
@@ -348,6 +461,8 @@ static __always_inline long unwind_step_row(struct unwind_walk *w, const struct 
 	w->ip = ra;
 	w->sp = cfa;
 	w->fp = fp;
+	if (row->fp_rule == STRAY_FP_AT_CFA)
+		w->memo->fp_fresh = 0;
 	return 0;
 }
 
@@ -403,14 +518,80 @@ static long unwind_frame(__u64 i, void *data)
 	return unwind_step_fp(w);
 }
 
+/* The memo slot for a walk starting from w's registers. */
+static __always_inline struct unwind_memo *unwind_memo_slot(const struct unwind_walk *w)
+{
+	__u32 idx = (__u32)(mix(mix(w->tag, w->ip), w->sp) & (UNWIND_MEMO_SLOTS - 1));
+	struct unwind_memo *m = bpf_map_lookup_elem(&unwind_memos, &idx);
+
+	if (m)
+		m->slot = idx;
+	return m;
+}
+
+/* Whether m remembers the walk w is about to make: same process and
+ * registers, and every word it read still the same (read again, in one
+ * window that a walk after a failed check goes on using). */
+static __always_inline bool unwind_memo_holds(struct unwind_walk *w, const struct unwind_memo *m)
+{
+	struct unwind_window *win = w->win;
+	__u32 span = m->span, off;
+
+	if (m->tag != w->tag || m->ip != w->ip || m->sp != w->sp || (m->uses_fp && m->fp != w->fp) || !m->nwords ||
+	    span > UNWIND_BUF || span < 8)
+		return false;
+	if (bpf_probe_read_user(win->data, span, (void *)m->base))
+		return false;
+	win->task = w->task;
+	win->base = m->base;
+	win->len = span;
+	for (__u32 i = 0; i < UNWIND_MEMO_WORDS; i++) {
+		__u32 key = m->slot * UNWIND_MEMO_WORDS + i;
+		struct unwind_memo_word *word;
+
+		if (i >= m->nwords)
+			break;
+		word = bpf_map_lookup_elem(&unwind_memo_words, &key);
+		if (!word)
+			return false;
+		off = word->off & (UNWIND_BUF - 1);
+		if (*(__u64 *)&win->data[off] != word->val)
+			return false;
+	}
+	return true;
+}
+
+/* Keep walk w, whose frames are w->ips[0, depth), in its memo slot. */
+static __always_inline void unwind_memo_keep(struct unwind_walk *w, __u64 hash)
+{
+	struct unwind_memo *m = w->memo;
+
+	if (!m->recording || !m->nwords)
+		return;
+	m->ip = w->start_ip;
+	m->sp = w->start_sp;
+	m->fp = w->start_fp;
+	m->hash = hash;
+	m->depth = w->depth;
+	m->tag = w->tag; /* last: the slot is valid from here */
+#ifdef ABL_COUNTHIT
+	count(STRAY_CNT_DUPLICATE_ADDR);
+#endif
+}
+
 /*
- * Walk the current user stack into ips[]; returns the depth. At a return
- * probe the registers are the caller's after the return, the first frame
- * its return address. At a function's entry, ret_slot is the stack
- * pointer: the return address is there, and popping it gives the caller's
- * stack pointer (CFA = sp + 8); the frame pointer is unchanged.
+ * Walk the current user stack into ips[]; returns the depth and sets
+ * *hash to the stack's hash (hash_stack of tgid and the frames). At a
+ * return probe the registers are the caller's after the return, the
+ * first frame its return address; there, with memo, a remembered walk
+ * that still holds gives the depth and hash without the frames:
+ * *ips_filled says whether ips[] was written. At a function's entry,
+ * ret_slot is the stack pointer: the return address is there, and popping
+ * it gives the caller's stack pointer (CFA = sp + 8); the frame pointer is
+ * unchanged.
  */
-static __always_inline __u32 unwind_user_stack(struct pt_regs *regs, __u64 ret_slot, __u64 *ips)
+static __always_inline __u32 unwind_user_stack(struct pt_regs *regs, __u64 ret_slot, __u64 *ips, bool memo,
+					       __u64 *hash, bool *ips_filled)
 {
 	struct unwind_walk w = {
 		.ip = PT_REGS_IP(regs),
@@ -419,8 +600,11 @@ static __always_inline __u32 unwind_user_stack(struct pt_regs *regs, __u64 ret_s
 		.ips = ips,
 	};
 	struct task_struct *task = bpf_get_current_task_btf();
+	struct unwind_memo *m;
 	__u32 zero = 0;
 
+	*ips_filled = true;
+	*hash = 0;
 	w.win = bpf_map_lookup_elem(&unwind_windows, &zero);
 	if (!w.win)
 		return 0;
@@ -435,7 +619,34 @@ static __always_inline __u32 unwind_user_stack(struct pt_regs *regs, __u64 ret_s
 	 * self_exec_id (a thread's copy is its creator's). Plain loads: the
 	 * mm pointer as a number would take a probe read. */
 	w.tag = mix(mix(task->group_leader->start_time, task->self_exec_id), task->tgid);
+	w.start_ip = w.ip;
+	w.start_sp = w.sp;
+	w.start_fp = w.fp;
+	m = unwind_memo_slot(&w);
+	if (!m)
+		return 0;
+	w.memo = m;
+	m->recording = 0;
+	if (memo && !ret_slot) {
+		if (unwind_memo_holds(&w, m)) {
+			*hash = m->hash;
+#ifdef ABL_COUNTHIT
+			count(STRAY_CNT_STACK_COLLISIONS);
+#endif
+			*ips_filled = false;
+			return m->depth;
+		}
+		m->tag = 0; /* recorded anew by this walk, or left empty */
+		m->base = w.sp & ~7ULL;
+		m->span = 0;
+		m->uses_fp = 0;
+		m->fp_fresh = 1;
+		m->nwords = 0;
+		m->recording = 1;
+	}
 	bpf_loop(STRAY_MAX_STACK_DEPTH, unwind_frame, &w, 0);
+	*hash = hash_stack(task->tgid, ips, w.depth);
+	unwind_memo_keep(&w, *hash);
 	return w.depth;
 }
 
