@@ -66,11 +66,13 @@ stray_entry() { STRAY_PLACEMENT=entry "$BUILD/stray" -p "$1"; }
 stray_multi() { STRAY_ATTACH=multi "$BUILD/stray" -p "$1"; }
 floor_multi() { STRAY_ATTACH=multi "$BUILD/bench/trapfloor" "$1"; }
 stray_classic() { STRAY_ATTACH=classic "$BUILD/stray" -p "$1"; }
+# Frame pointers only (the default is --unwind=auto: call-frame information).
+stray_fponly() { "$BUILD/stray" --unwind=fp -p "$1"; }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A result
-modes=(untraced floor floor_entry floor_multi stray stray_entry stray_multi stray_classic sampled bpftrace)
+modes=(untraced floor floor_entry floor_multi stray stray_fponly stray_entry stray_multi stray_classic sampled bpftrace)
 for mode in "${modes[@]}"; do
 	vals=()
 	for ((i = 0; i < ROUNDS; i++)); do
@@ -85,6 +87,7 @@ for mode in "${modes[@]}"; do
 		stray_multi) vals+=("$(run_one stray_multi)") ;;
 		floor_multi) vals+=("$(run_one floor_multi)") ;;
 		stray_classic) vals+=("$(run_one stray_classic)") ;;
+		stray_fponly) vals+=("$(run_one stray_fponly)") ;;
 		esac
 	done
 	result[$mode]=$(printf '%s\n' "${vals[@]}" | median)
@@ -97,7 +100,9 @@ for mode in "${modes[@]}"; do
 		-v b="${result[bpftrace]}" \
 		'BEGIN { printf "%-14s %12.1f %14.2f %12.2f %12.2f\n", m, v, v / u, v / f, v / b }'
 done
-awk -v s="${result[stray]}" -v p="${result[sampled]}" -v b="${result[bpftrace]}" 'BEGIN {
+awk -v s="${result[stray]}" -v p="${result[sampled]}" -v b="${result[bpftrace]}" \
+	-v f="${result[floor]}" -v sf="${result[stray_fponly]}" 'BEGIN {
+	printf "stray exact / trap floor = %.2f, with --unwind=fp %.2f (target <= 1.3)\n", s / f, sf / f
 	printf "stray exact / bpftrace   = %.2f (target <= 0.45)\n", s / b
 	printf "stray sampled / bpftrace = %.2f (target <= 0.30)\n", p / b
 }'
