@@ -80,6 +80,15 @@ static void logv(const struct session *s, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* -v: how long the attach phase since *since took (issue 7). */
+static void log_phase(const struct session *s, const char *phase, uint64_t *since)
+{
+	uint64_t t = now_ns();
+
+	logv(s, "timing: %s %.1f ms", phase, (t - *since) / 1e6);
+	*since = t;
+}
+
 static int track_pid(struct session *s, int pid)
 {
 	for (size_t i = 0; i < s->npids; i++) {
@@ -103,8 +112,9 @@ static void mark_dead(struct session *s, int pid)
 }
 
 /* Keep a copy of pid's address space layout for symbolizing after it is
- * gone. Failures are harmless: the previous snapshot stays. */
-static void snapshot_maps(struct session *s, int pid)
+ * gone. Failures are harmless: the previous snapshot stays. lazy: the
+ * separate debug info is searched later (symbolizer__set_maps_lazy). */
+static void snapshot_maps(struct session *s, int pid, bool lazy)
 {
 	char *maps, root[32];
 
@@ -113,7 +123,7 @@ static void snapshot_maps(struct session *s, int pid)
 	/* paths in maps are the process's own: a container's root differs */
 	snprintf(root, sizeof(root), "/proc/%d/root", pid);
 	if (*maps)
-		symbolizer__set_maps(s->sym, pid, maps, root);
+		(lazy ? symbolizer__set_maps_lazy : symbolizer__set_maps)(s->sym, pid, maps, root);
 	free(maps);
 }
 
@@ -130,23 +140,29 @@ static void log_placement(const struct session *s, int pid, const struct alloc_o
 static int attach(struct session *s, int pid, bool at_exec)
 {
 	struct allocator alloc;
+	uint64_t t = now_ns();
 	int err;
 
 	err = allocator__resolve(pid, at_exec, &alloc);
 	if (err)
 		return err;
+	log_phase(s, "resolve allocator", &t);
 	err = track_pid(s, pid);
 	/* Unwind tables before the probes: the first allocations seen need
 	 * them. */
 	if (!err && s->unwind)
 		unwind_tables__add_process(s->unwind, pid, at_exec);
+	log_phase(s, "unwind tables", &t);
 	/* The layout before the probes: a process that exits right after its
 	 * first traced allocation still symbolizes (its libraries are opened
-	 * now, through map_files, while it lives). */
+	 * now, through map_files, while it lives). Their debug info can wait
+	 * until the probes are in (session__run, the next snapshot). */
 	if (!err)
-		snapshot_maps(s, pid);
+		snapshot_maps(s, pid, true);
+	log_phase(s, "maps snapshot", &t);
 	if (!err)
 		err = loader__attach(s->loader, pid, &alloc);
+	log_phase(s, "probe links", &t);
 	for (size_t i = 0; i < alloc.nobjects && !err; i++) {
 		logv(s, "pid %d: probes on %s", pid, alloc.objects[i].path);
 		log_placement(s, pid, &alloc.objects[i]);
@@ -158,6 +174,7 @@ static int attach(struct session *s, int pid, bool at_exec)
 	 * its memory traced. */
 	if (s->timers && (err = timers__attach(s->timers, pid, at_exec)))
 		logv(s, "pid %d: timers not traced: %s", pid, strerror(-err));
+	log_phase(s, "timer probes", &t);
 	return 0;
 }
 
@@ -216,7 +233,7 @@ static void on_exit_stop(void *ctx, int pid)
 	if (pid == tracee__root_pid(s->tracee))
 		drain_interval(s);
 	else
-		snapshot_maps(s, pid);
+		snapshot_maps(s, pid, false);
 	/* Its fds are still open: freeze the timers it holds at exit. */
 	if (s->timers)
 		timers__on_exit(s->timers, pid);
@@ -326,7 +343,7 @@ static void drain_interval(struct session *s)
 		sample.rss_bytes += rss;
 		sample.anon_bytes += anon;
 		readings++;
-		snapshot_maps(s, s->pids[i]);
+		snapshot_maps(s, s->pids[i], false);
 		if (s->unwind) /* modules mapped since (dlopen) */
 			unwind_tables__add_process(s->unwind, s->pids[i], false);
 		if (s->timers)
@@ -929,6 +946,7 @@ static int session_open(struct session *s, const struct session_opts *opts)
 		.tracked_from_start = opts->command != NULL,
 	};
 	const char *errmsg;
+	uint64_t t = now_ns();
 
 	memset(s, 0, sizeof(*s));
 	s->opts = opts;
@@ -945,6 +963,7 @@ static int session_open(struct session *s, const struct session_opts *opts)
 		fprintf(stderr, "stray: %s: %s\n", errmsg, strerror(errno));
 		return -1;
 	}
+	log_phase(s, "BPF load", &t);
 	logv(s, "probes attached as %s links", loader__attach_mode(s->loader));
 	if (opts->unwind_mode != STRAY_UNWIND_FP &&
 	    !(s->unwind = unwind_tables__new(loader__unwind_rows_fd(s->loader), loader__max_unwind_rows(s->loader),
@@ -963,7 +982,9 @@ static int session_open(struct session *s, const struct session_opts *opts)
 		fprintf(stderr, "stray: cannot read the --follow events: %s\n", strerror(errno));
 		return -1;
 	}
+	log_phase(s, "session set-up", &t);
 	open_timers(s);
+	log_phase(s, "timers BPF load", &t);
 	s->monitor = monitor__new(&mo, s->drain, s->sym);
 	if (!s->monitor) {
 		fprintf(stderr, "stray: %s: %s\n", opts->alerts_path ? opts->alerts_path : "monitor",
@@ -1009,6 +1030,10 @@ int session__run(const struct session_opts *opts)
 	s->start_ns = s->last_report_ns = now_ns();
 	if (opts->pid) /* the attach cost, BPF load included (issue 7) */
 		logv(s, "attached to pid %d: %.1f ms after start", opts->pid, (s->start_ns - open_ns) / 1e6);
+	/* What the attach left for later, while the targets surely live. */
+	open_ns = now_ns();
+	symbolizer__find_debuginfo(s->sym);
+	log_phase(s, "debug info search (after the attach)", &open_ns);
 	if (event_loop(s, sfd, pidfd) || s->failed)
 		goto out;
 	finish_window(s);
