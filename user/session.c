@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "analysis.h"
+#include "attach_prep.h"
 #include "drain.h"
 #include "follow.h"
 #include "loader.h"
@@ -28,7 +29,6 @@
 #include "tracee.h"
 #include "unwind.h"
 
-#define MAX_MAPS_BYTES (16u << 20)
 #define NS_PER_S 1000000000ull
 /* How long a run-mode command gets to exit after stray forwards it a signal. */
 #define TERMINATE_GRACE_NS (5 * NS_PER_S)
@@ -45,6 +45,7 @@ struct session {
 	uint64_t follow_untraced; /* --follow: children that could not be attached */
 	struct unwind_tables *unwind; /* NULL with --unwind=fp */
 	const char *timers_unavailable; /* why timers are off, for the report's notes */
+	struct attach_prep prep; /* done while the BPF object loads */
 	/* every process traced in the window, and whether it still lives */
 	int *pids;
 	bool *live;
@@ -116,15 +117,7 @@ static void mark_dead(struct session *s, int pid)
  * separate debug info is searched later (symbolizer__set_maps_lazy). */
 static void snapshot_maps(struct session *s, int pid, bool lazy)
 {
-	char *maps, root[32];
-
-	if (procfs__read_file(pid, "maps", MAX_MAPS_BYTES, &maps))
-		return;
-	/* paths in maps are the process's own: a container's root differs */
-	snprintf(root, sizeof(root), "/proc/%d/root", pid);
-	if (*maps)
-		(lazy ? symbolizer__set_maps_lazy : symbolizer__set_maps)(s->sym, pid, maps, root);
-	free(maps);
+	symbolizer__snapshot_process(s->sym, pid, lazy);
 }
 
 /* -v: where each function's probe went (user/placement.h). */
@@ -137,13 +130,24 @@ static void log_placement(const struct session *s, int pid, const struct alloc_o
 			     o->probe_skipped[fn], o->probe_why[fn]);
 }
 
+/* pid's allocator: the -p target's was resolved while BPF loaded. */
+static int resolve_allocator(struct session *s, int pid, bool at_exec, struct allocator *out)
+{
+	if (pid != s->prep.pid || at_exec)
+		return allocator__resolve(pid, at_exec, out);
+	s->prep.pid = 0; /* used once: a later exec resolves anew */
+	*out = s->prep.alloc;
+	memset(&s->prep.alloc, 0, sizeof(s->prep.alloc));
+	return s->prep.alloc_err;
+}
+
 static int attach(struct session *s, int pid, bool at_exec)
 {
 	struct allocator alloc;
 	uint64_t t = now_ns();
 	int err;
 
-	err = allocator__resolve(pid, at_exec, &alloc);
+	err = resolve_allocator(s, pid, at_exec, &alloc);
 	if (err)
 		return err;
 	log_phase(s, "resolve allocator", &t);
@@ -156,7 +160,8 @@ static int attach(struct session *s, int pid, bool at_exec)
 	/* The layout before the probes: a process that exits right after its
 	 * first traced allocation still symbolizes (its libraries are opened
 	 * now, through map_files, while it lives). Their debug info can wait
-	 * until the probes are in (session__run, the next snapshot). */
+	 * until the probes are in (session__run, the next snapshot). For the
+	 * -p target, a refresh of the prep thread's snapshot. */
 	if (!err)
 		snapshot_maps(s, pid, true);
 	log_phase(s, "maps snapshot", &t);
@@ -910,18 +915,17 @@ static void finish_window(struct session *s)
 
 /* Timer tracing is on by default but never fatal: without it (--no-timers,
  * or a kernel that cannot load it) memory is still traced, and the report
- * says why timers are missing. */
-static void open_timers(struct session *s)
+ * says why timers are missing. Loaded by the prep thread. */
+static void take_timers(struct session *s)
 {
-	struct timers_opts to = { .max_targets = s->opts->max_procs };
-	const char *errmsg = NULL;
-
 	if (s->opts->no_timers)
 		return;
-	s->timers = timers__new(&to, &errmsg);
+	s->timers = s->prep.timers;
+	s->prep.timers = NULL;
 	if (!s->timers) {
 		s->timers_unavailable = "timers are not traced: the kernel side could not be loaded";
-		logv(s, "timers off: %s: %s", errmsg ? errmsg : "timers", strerror(errno));
+		logv(s, "timers off: %s: %s", s->prep.timers_errmsg ? s->prep.timers_errmsg : "timers",
+		     strerror(s->prep.timers_err));
 	}
 }
 
@@ -958,6 +962,12 @@ static int session_open(struct session *s, const struct session_opts *opts)
 		fprintf(stderr, "stray: out of memory\n");
 		return -1;
 	}
+	/* The other core verifies the timers and reads the target meanwhile. */
+	s->prep = (struct attach_prep){
+		.pid = opts->pid, .sym = s->sym, .load_timers = !opts->no_timers,
+		.timers_opts = { .max_targets = opts->max_procs },
+	};
+	attach_prep__start(&s->prep);
 	s->loader = loader__new(&lo, &errmsg);
 	if (!s->loader) {
 		fprintf(stderr, "stray: %s: %s\n", errmsg, strerror(errno));
@@ -983,8 +993,9 @@ static int session_open(struct session *s, const struct session_opts *opts)
 		return -1;
 	}
 	log_phase(s, "session set-up", &t);
-	open_timers(s);
-	log_phase(s, "timers BPF load", &t);
+	attach_prep__join(&s->prep);
+	take_timers(s);
+	log_phase(s, "wait for the prep thread (timers BPF load, -p: allocator, maps)", &t);
 	s->monitor = monitor__new(&mo, s->drain, s->sym);
 	if (!s->monitor) {
 		fprintf(stderr, "stray: %s: %s\n", opts->alerts_path ? opts->alerts_path : "monitor",
@@ -996,6 +1007,9 @@ static int session_open(struct session *s, const struct session_opts *opts)
 
 static void session_close(struct session *s)
 {
+	attach_prep__join(&s->prep); /* it uses s->sym */
+	timers__free(s->prep.timers);
+	allocator__clear(&s->prep.alloc);
 	tracee__free(s->tracee);
 	follow__free(s->follow);
 	monitor__free(s->monitor);

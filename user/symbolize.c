@@ -40,6 +40,7 @@
 #include "perfmap.h"
 #include "procfs.h"
 
+#define MAX_MAPS_BYTES	 (16u << 20) /* of /proc/PID/maps text */
 #define MAX_PIDS	 65536
 #define MAX_MAPPINGS	 4096
 #define MAX_MODULES	 512
@@ -661,6 +662,21 @@ int symbolizer__set_maps_lazy(struct symbolizer *s, int pid, const char *maps_te
 	p->nmaps = n;
 	refresh_perfmap(s, p, root);
 	return 0;
+}
+
+int symbolizer__snapshot_process(struct symbolizer *s, int pid, bool lazy)
+{
+	char *maps, root[32];
+	int err = procfs__read_file(pid, "maps", MAX_MAPS_BYTES, &maps);
+
+	if (err)
+		return err;
+	/* paths in maps are the process's own: a container's root differs */
+	snprintf(root, sizeof(root), "/proc/%d/root", pid);
+	if (*maps)
+		err = (lazy ? symbolizer__set_maps_lazy : symbolizer__set_maps)(s, pid, maps, root);
+	free(maps);
+	return err;
 }
 
 uint64_t symbolizer__dropped(const struct symbolizer *s)

@@ -51,6 +51,11 @@ int symbolizer__set_maps_lazy(struct symbolizer *s, int pid, const char *maps_te
 /* Search the separate debug info that lazy snapshots left pending. */
 void symbolizer__find_debuginfo(struct symbolizer *s);
 
+/* symbolizer__set_maps (lazy: _lazy) with the live process pid's own
+ * /proc/PID/maps, its paths opened under /proc/PID/root. Returns 0 or
+ * -errno (the process is gone: the previous snapshot stays). */
+int symbolizer__snapshot_process(struct symbolizer *s, int pid, bool lazy);
+
 /*
  * Fill *out for address addr of process pid. addr is a return address
  * (every captured frame is one), so lookups use addr - 1 for function and
