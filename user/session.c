@@ -154,7 +154,7 @@ static int attach(struct session *s, int pid, bool at_exec)
 	err = track_pid(s, pid);
 	/* Unwind tables before the probes: the first allocations seen need
 	 * them. */
-	if (!err && s->unwind)
+	if (!err && s->unwind) /* (the -p target's: a refresh of on_maps_ready's) */
 		unwind_tables__add_process(s->unwind, pid, at_exec);
 	log_phase(s, "unwind tables", &t);
 	/* The layout before the probes: a process that exits right after its
@@ -929,6 +929,26 @@ static void take_timers(struct session *s)
 	}
 }
 
+/*
+ * The BPF maps exist and the probe programs are being verified on other
+ * threads (loader_opts.maps_ready): build the unwind tables meanwhile, for
+ * the -p target every module it maps (attach() adds what it maps since).
+ * The prep thread is done by now, near enough: waiting for it keeps libdw
+ * to one thread.
+ */
+static void on_maps_ready(void *ctx, struct loader *l)
+{
+	struct session *s = ctx;
+
+	if (s->opts->unwind_mode == STRAY_UNWIND_FP)
+		return;
+	s->unwind = unwind_tables__new(loader__unwind_rows_fd(l), loader__max_unwind_rows(l),
+				       loader__unwind_modules_fd(l), loader__max_unwind_modules(l));
+	attach_prep__join(&s->prep);
+	if (s->unwind && s->opts->pid)
+		unwind_tables__add_process(s->unwind, s->opts->pid, false);
+}
+
 static int session_open(struct session *s, const struct session_opts *opts)
 {
 	struct loader_opts lo = {
@@ -939,6 +959,8 @@ static int session_open(struct session *s, const struct session_opts *opts)
 		.sample_bytes = opts->sample_bytes,
 		.unwind_mode = opts->unwind_mode,
 		.max_depth = opts->max_depth,
+		.maps_ready = on_maps_ready,
+		.maps_ready_ctx = s,
 	};
 	struct monitor_opts mo = {
 		.growth_alert_bytes_per_hour = opts->growth_alert_bph,
@@ -975,10 +997,7 @@ static int session_open(struct session *s, const struct session_opts *opts)
 	}
 	log_phase(s, "BPF load", &t);
 	logv(s, "probes attached as %s links", loader__attach_mode(s->loader));
-	if (opts->unwind_mode != STRAY_UNWIND_FP &&
-	    !(s->unwind = unwind_tables__new(loader__unwind_rows_fd(s->loader), loader__max_unwind_rows(s->loader),
-					     loader__unwind_modules_fd(s->loader),
-					     loader__max_unwind_modules(s->loader)))) {
+	if (opts->unwind_mode != STRAY_UNWIND_FP && !s->unwind) { /* (on_maps_ready) */
 		fprintf(stderr, "stray: out of memory\n");
 		return -1;
 	}
