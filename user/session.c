@@ -933,8 +933,8 @@ static void take_timers(struct session *s)
  * The BPF maps exist and the probe programs are being verified on other
  * threads (loader_opts.maps_ready): build the unwind tables meanwhile, for
  * the -p target every module it maps (attach() adds what it maps since).
- * The prep thread is done by now, near enough: waiting for it keeps libdw
- * to one thread.
+ * The prep's target thread is done by now, near enough: waiting for it
+ * keeps libdw to one thread.
  */
 static void on_maps_ready(void *ctx, struct loader *l)
 {
@@ -944,7 +944,7 @@ static void on_maps_ready(void *ctx, struct loader *l)
 		return;
 	s->unwind = unwind_tables__new(loader__unwind_rows_fd(l), loader__max_unwind_rows(l),
 				       loader__unwind_modules_fd(l), loader__max_unwind_modules(l));
-	attach_prep__join(&s->prep);
+	attach_prep__join_target(&s->prep);
 	if (s->unwind && s->opts->pid)
 		unwind_tables__add_process(s->unwind, s->opts->pid, false);
 }
@@ -984,7 +984,7 @@ static int session_open(struct session *s, const struct session_opts *opts)
 		fprintf(stderr, "stray: out of memory\n");
 		return -1;
 	}
-	/* The other core verifies the timers and reads the target meanwhile. */
+	/* The other core loads the timers and reads the target meanwhile. */
 	s->prep = (struct attach_prep){
 		.pid = opts->pid, .sym = s->sym, .load_timers = !opts->no_timers,
 		.timers_opts = { .max_targets = opts->max_procs },
@@ -1014,7 +1014,7 @@ static int session_open(struct session *s, const struct session_opts *opts)
 	log_phase(s, "session set-up", &t);
 	attach_prep__join(&s->prep);
 	take_timers(s);
-	log_phase(s, "wait for the prep thread (timers BPF load, -p: allocator, maps)", &t);
+	log_phase(s, "wait for the prep threads (timers BPF load; -p: allocator, maps)", &t);
 	s->monitor = monitor__new(&mo, s->drain, s->sym);
 	if (!s->monitor) {
 		fprintf(stderr, "stray: %s: %s\n", opts->alerts_path ? opts->alerts_path : "monitor",
