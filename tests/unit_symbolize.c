@@ -273,3 +273,41 @@ Test(symbolize, new_object_at_the_same_addresses_replaces_the_old)
 	free(ours);
 	free(theirs);
 }
+
+static uint64_t qsort_return;
+
+/* A comparator qsort calls from inside libc: its return address is there. */
+__attribute__((noinline)) static int record_qsort_return(const void *a, const void *b)
+{
+	qsort_return = (uint64_t)__builtin_return_address(0);
+	return *(const int *)a - *(const int *)b;
+}
+
+/*
+ * A lazy snapshot (stray -p before its probes go in) leaves the search for
+ * separate debug info for later: libc's file and line (from libc6-dbg's
+ * build-id file) still come at the first lookup, the same as eagerly.
+ */
+Test(symbolize, lazy_snapshot_finds_separate_debug_info_at_the_first_lookup)
+{
+	struct symbolizer *lazy = symbolizer__new(), *eager = self_symbolizer(NULL);
+	int v[] = { 3, 1, 2 };
+	char *maps = read_self_maps();
+	struct report_frame f, e;
+
+	qsort(v, 3, sizeof(v[0]), record_qsort_return);
+	cr_assert_not_null(lazy);
+	cr_assert_eq(symbolizer__set_maps_lazy(lazy, getpid(), maps, NULL), 0);
+	cr_assert_eq(symbolizer__resolve(lazy, getpid(), qsort_return, &f), 0);
+	cr_assert_eq(symbolizer__resolve(eager, getpid(), qsort_return, &e), 0);
+	cr_assert(ends_with(f.module, "/libc.so.6"), "module %s", f.module);
+	cr_assert_not_null(f.file, "no line info from libc6-dbg for %s", f.function);
+	cr_assert_str_eq(f.function, e.function);
+	cr_assert_str_eq(f.file, e.file);
+	cr_assert_eq(f.line, e.line);
+	/* and the explicit search finds nothing left to do */
+	symbolizer__find_debuginfo(lazy);
+	free(maps);
+	symbolizer__free(lazy);
+	symbolizer__free(eager);
+}

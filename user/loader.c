@@ -16,6 +16,7 @@
 #include "retsites.h"
 #include "scope.h"
 #include "sampling.h"
+#include "split_load.h"
 #include "stray.skel.h"
 
 _Static_assert(sizeof(struct stray_alloc_key) == 16, "ABI: stray_alloc_key");
@@ -112,8 +113,18 @@ struct target {
 	struct attached_object objects[2 * STRAY_FN_COUNT];
 };
 
+/* The probe programs of every mode (select_programs). */
+#define NPROBE_PROGRAMS 5
+
 struct loader {
 	struct stray_bpf *skel;
+	/* copies of skel, each loading one probe program (load_programs) */
+	struct stray_bpf *copies[NPROBE_PROGRAMS];
+	size_t ncopies;
+	/* the probe programs, from whichever object loaded them */
+	struct {
+		struct bpf_program *entry, *ret, *entry_classic, *ret_classic, *session;
+	} progs;
 	enum attach_mode mode;
 	uint32_t max_targets;
 	struct target *targets;
@@ -142,7 +153,7 @@ static void select_programs(struct stray_bpf *skel, enum attach_mode mode)
 	struct {
 		struct bpf_program *prog;
 		enum attach_mode mode;
-	} progs[] = {
+	} progs[NPROBE_PROGRAMS] = {
 		{ skel->progs.alloc_entry, ATTACH_MULTI },
 		{ skel->progs.alloc_return, ATTACH_MULTI },
 		{ skel->progs.alloc_entry_classic, ATTACH_CLASSIC },
@@ -150,7 +161,7 @@ static void select_programs(struct stray_bpf *skel, enum attach_mode mode)
 		{ skel->progs.alloc_session, ATTACH_SESSION },
 	};
 
-	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+	for (size_t i = 0; i < NPROBE_PROGRAMS; i++) {
 		bpf_program__set_autoload(progs[i].prog, progs[i].mode == mode);
 		bpf_program__set_autoattach(progs[i].prog, false);
 	}
@@ -160,6 +171,87 @@ static void select_programs(struct stray_bpf *skel, enum attach_mode mode)
 		/* for the functions without a return probe (attach_object) */
 		bpf_program__set_autoload(skel->progs.alloc_entry, true);
 	}
+}
+
+/* Whether prog is one of the probe programs (each carries the stack
+ * walker: the costly ones to verify). */
+static bool is_probe_program(const struct stray_bpf *skel, const struct bpf_program *prog)
+{
+	return prog == skel->progs.alloc_entry || prog == skel->progs.alloc_return ||
+	       prog == skel->progs.alloc_entry_classic || prog == skel->progs.alloc_return_classic ||
+	       prog == skel->progs.alloc_session;
+}
+
+/* In copy, autoload only the program named like prog, loaded as prog is. */
+static void load_only(struct stray_bpf *copy, const struct bpf_program *prog)
+{
+	struct bpf_program *p;
+
+	bpf_object__for_each_program(p, copy->obj) {
+		bool it = !strcmp(bpf_program__name(p), bpf_program__name(prog));
+
+		bpf_program__set_autoload(p, it);
+		bpf_program__set_autoattach(p, false);
+		if (it)
+			bpf_program__set_expected_attach_type(p, bpf_program__expected_attach_type(prog));
+	}
+}
+
+/* The loaded program named name, in skel or a copy. */
+static struct bpf_program *loaded_program(const struct loader *l, const char *name)
+{
+	struct bpf_program *p = bpf_object__find_program_by_name(l->skel->obj, name);
+
+	for (size_t i = 0; i < l->ncopies && (!p || bpf_program__fd(p) < 0); i++)
+		p = bpf_object__find_program_by_name(l->copies[i]->obj, name);
+	return p && bpf_program__fd(p) >= 0 ? p : NULL;
+}
+
+struct maps_ready_call {
+	const struct loader_opts *opts;
+	struct loader *l;
+};
+
+static void call_maps_ready(void *ctx)
+{
+	struct maps_ready_call *c = ctx;
+
+	c->opts->maps_ready(c->opts->maps_ready_ctx, c->l);
+}
+
+/*
+ * Load skel, its probe programs in parallel: each in a copy of the object
+ * of its own, on a thread (user/split_load.h). Verifying them is most of
+ * stray's start-up (issue 7), and the other programs and the maps are
+ * quick, so skel loads those first.
+ */
+static int load_programs(struct loader *l, const struct loader_opts *opts)
+{
+	struct maps_ready_call call = { opts, l };
+	struct bpf_object *objs[NPROBE_PROGRAMS];
+	struct bpf_program *prog;
+	int err;
+
+	bpf_object__for_each_program(prog, l->skel->obj) {
+		if (!bpf_program__autoload(prog) || !is_probe_program(l->skel, prog))
+			continue;
+		l->copies[l->ncopies] = stray_bpf__open();
+		if (!l->copies[l->ncopies])
+			return -errno;
+		load_only(l->copies[l->ncopies], prog);
+		objs[l->ncopies] = l->copies[l->ncopies]->obj;
+		l->ncopies++;
+		bpf_program__set_autoload(prog, false);
+	}
+	err = split_load(l->skel->obj, objs, l->ncopies, opts->maps_ready ? call_maps_ready : NULL, &call);
+	if (err)
+		return err;
+	l->progs.entry = loaded_program(l, "alloc_entry");
+	l->progs.ret = loaded_program(l, "alloc_return");
+	l->progs.entry_classic = loaded_program(l, "alloc_entry_classic");
+	l->progs.ret_classic = loaded_program(l, "alloc_return_classic");
+	l->progs.session = loaded_program(l, "alloc_session");
+	return 0;
 }
 
 struct loader *loader__new(const struct loader_opts *opts, const char **errmsg)
@@ -208,7 +300,7 @@ struct loader *loader__new(const struct loader_opts *opts, const char **errmsg)
 		*errmsg = "cannot size BPF maps";
 		goto fail;
 	}
-	err = stray_bpf__load(l->skel);
+	err = load_programs(l, opts);
 	if (err) {
 		*errmsg = "cannot load BPF programs (is this kernel built with BPF, BTF and uprobes?)";
 		goto fail;
@@ -244,6 +336,8 @@ void loader__free(struct loader *l)
 	for (uint32_t i = 0; l->targets && i < l->max_targets; i++)
 		target_release(&l->targets[i]);
 	free(l->targets);
+	for (size_t i = 0; i < l->ncopies; i++)
+		stray_bpf__destroy(l->copies[i]);
 	stray_bpf__destroy(l->skel);
 	free(l);
 }
@@ -385,8 +479,8 @@ static int attach_session(struct loader *l, struct target *t, const char *path, 
 		only_offs[nonly] = entry_offs[i];
 		only_fns[nonly++] = entry_fns[i];
 	}
-	return attach_session_link(t, l->skel->progs.alloc_session, path, ret_offs, ret_fns, nret) ?:
-	       attach_multi(t, l->skel->progs.alloc_entry, path, only_offs, only_fns, nonly, false);
+	return attach_session_link(t, l->progs.session, path, ret_offs, ret_fns, nret) ?:
+	       attach_multi(t, l->progs.entry, path, only_offs, only_fns, nonly, false);
 }
 
 /* Probe every allocator function of one object in one process, as the
@@ -417,16 +511,16 @@ static int attach_object(struct loader *l, struct target *t, const struct alloc_
 	if (l->mode == ATTACH_SESSION)
 		err = attach_session(l, t, o->path, entry_offs, entry_fns, nentry, ret_offs, ret_fns, nret);
 	else if (l->mode == ATTACH_CLASSIC)
-		err = attach_classic(t, l->skel->progs.alloc_return_classic, o->path, ret_offs, ret_fns, nret, true) ?:
-		      attach_classic(t, l->skel->progs.alloc_entry_classic, o->path, entry_offs, entry_fns, nentry,
+		err = attach_classic(t, l->progs.ret_classic, o->path, ret_offs, ret_fns, nret, true) ?:
+		      attach_classic(t, l->progs.entry_classic, o->path, entry_offs, entry_fns, nentry,
 				     false);
 	else /* Returns first, here and in classic mode: a call entered between
 	      * the two attachments must not leave an in-flight record whose
 	      * return is never seen (the thread's later calls would look
 	      * nested and go unrecorded). A return without its entry is only
 	      * counted. */
-		err = attach_multi(t, l->skel->progs.alloc_return, o->path, ret_offs, ret_fns, nret, true) ?:
-		      attach_multi(t, l->skel->progs.alloc_entry, o->path, entry_offs, entry_fns, nentry, false);
+		err = attach_multi(t, l->progs.ret, o->path, ret_offs, ret_fns, nret, true) ?:
+		      attach_multi(t, l->progs.entry, o->path, entry_offs, entry_fns, nentry, false);
 	if (err)
 		return err;
 	t->objects[t->nobjects++] = (struct attached_object){ st.st_dev, st.st_ino };

@@ -22,6 +22,11 @@ struct loader_opts {
 	uint32_t unwind_mode;  /* enum stray_unwind_mode (0: frame pointers) */
 	uint32_t max_depth;    /* frames per stack, 0: STRAY_MAX_STACK_DEPTH */
 	uint32_t max_unwind_rows; /* unwind table rows, 0: default */
+	/* Called once the maps exist (their fds valid), while the probe
+	 * programs are still being verified on other threads: for work to
+	 * overlap with that. May be NULL. */
+	void (*maps_ready)(void *ctx, struct loader *l);
+	void *maps_ready_ctx;
 };
 
 /* Ret instructions of operator new probed per object (user/retsites.c). */

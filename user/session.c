@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "analysis.h"
+#include "attach_prep.h"
 #include "drain.h"
 #include "follow.h"
 #include "loader.h"
@@ -28,7 +29,6 @@
 #include "tracee.h"
 #include "unwind.h"
 
-#define MAX_MAPS_BYTES (16u << 20)
 #define NS_PER_S 1000000000ull
 /* How long a run-mode command gets to exit after stray forwards it a signal. */
 #define TERMINATE_GRACE_NS (5 * NS_PER_S)
@@ -45,6 +45,7 @@ struct session {
 	uint64_t follow_untraced; /* --follow: children that could not be attached */
 	struct unwind_tables *unwind; /* NULL with --unwind=fp */
 	const char *timers_unavailable; /* why timers are off, for the report's notes */
+	struct attach_prep prep; /* done while the BPF object loads */
 	/* every process traced in the window, and whether it still lives */
 	int *pids;
 	bool *live;
@@ -80,6 +81,15 @@ static void logv(const struct session *s, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* -v: how long the attach phase since *since took (issue 7). */
+static void log_phase(const struct session *s, const char *phase, uint64_t *since)
+{
+	uint64_t t = now_ns();
+
+	logv(s, "timing: %s %.1f ms", phase, (t - *since) / 1e6);
+	*since = t;
+}
+
 static int track_pid(struct session *s, int pid)
 {
 	for (size_t i = 0; i < s->npids; i++) {
@@ -103,18 +113,11 @@ static void mark_dead(struct session *s, int pid)
 }
 
 /* Keep a copy of pid's address space layout for symbolizing after it is
- * gone. Failures are harmless: the previous snapshot stays. */
-static void snapshot_maps(struct session *s, int pid)
+ * gone. Failures are harmless: the previous snapshot stays. lazy: the
+ * separate debug info is searched later (symbolizer__set_maps_lazy). */
+static void snapshot_maps(struct session *s, int pid, bool lazy)
 {
-	char *maps, root[32];
-
-	if (procfs__read_file(pid, "maps", MAX_MAPS_BYTES, &maps))
-		return;
-	/* paths in maps are the process's own: a container's root differs */
-	snprintf(root, sizeof(root), "/proc/%d/root", pid);
-	if (*maps)
-		symbolizer__set_maps(s->sym, pid, maps, root);
-	free(maps);
+	symbolizer__snapshot_process(s->sym, pid, lazy);
 }
 
 /* -v: where each function's probe went (user/placement.h). */
@@ -127,26 +130,44 @@ static void log_placement(const struct session *s, int pid, const struct alloc_o
 			     o->probe_skipped[fn], o->probe_why[fn]);
 }
 
+/* pid's allocator: the -p target's was resolved while BPF loaded. */
+static int resolve_allocator(struct session *s, int pid, bool at_exec, struct allocator *out)
+{
+	if (pid != s->prep.pid || at_exec)
+		return allocator__resolve(pid, at_exec, out);
+	s->prep.pid = 0; /* used once: a later exec resolves anew */
+	*out = s->prep.alloc;
+	memset(&s->prep.alloc, 0, sizeof(s->prep.alloc));
+	return s->prep.alloc_err;
+}
+
 static int attach(struct session *s, int pid, bool at_exec)
 {
 	struct allocator alloc;
+	uint64_t t = now_ns();
 	int err;
 
-	err = allocator__resolve(pid, at_exec, &alloc);
+	err = resolve_allocator(s, pid, at_exec, &alloc);
 	if (err)
 		return err;
+	log_phase(s, "resolve allocator", &t);
 	err = track_pid(s, pid);
 	/* Unwind tables before the probes: the first allocations seen need
 	 * them. */
-	if (!err && s->unwind)
+	if (!err && s->unwind) /* (the -p target's: a refresh of on_maps_ready's) */
 		unwind_tables__add_process(s->unwind, pid, at_exec);
+	log_phase(s, "unwind tables", &t);
 	/* The layout before the probes: a process that exits right after its
 	 * first traced allocation still symbolizes (its libraries are opened
-	 * now, through map_files, while it lives). */
+	 * now, through map_files, while it lives). Their debug info can wait
+	 * until the probes are in (session__run, the next snapshot). For the
+	 * -p target, a refresh of the prep thread's snapshot. */
 	if (!err)
-		snapshot_maps(s, pid);
+		snapshot_maps(s, pid, true);
+	log_phase(s, "maps snapshot", &t);
 	if (!err)
 		err = loader__attach(s->loader, pid, &alloc);
+	log_phase(s, "probe links", &t);
 	for (size_t i = 0; i < alloc.nobjects && !err; i++) {
 		logv(s, "pid %d: probes on %s", pid, alloc.objects[i].path);
 		log_placement(s, pid, &alloc.objects[i]);
@@ -158,6 +179,7 @@ static int attach(struct session *s, int pid, bool at_exec)
 	 * its memory traced. */
 	if (s->timers && (err = timers__attach(s->timers, pid, at_exec)))
 		logv(s, "pid %d: timers not traced: %s", pid, strerror(-err));
+	log_phase(s, "timer probes", &t);
 	return 0;
 }
 
@@ -216,7 +238,7 @@ static void on_exit_stop(void *ctx, int pid)
 	if (pid == tracee__root_pid(s->tracee))
 		drain_interval(s);
 	else
-		snapshot_maps(s, pid);
+		snapshot_maps(s, pid, false);
 	/* Its fds are still open: freeze the timers it holds at exit. */
 	if (s->timers)
 		timers__on_exit(s->timers, pid);
@@ -326,7 +348,7 @@ static void drain_interval(struct session *s)
 		sample.rss_bytes += rss;
 		sample.anon_bytes += anon;
 		readings++;
-		snapshot_maps(s, s->pids[i]);
+		snapshot_maps(s, s->pids[i], false);
 		if (s->unwind) /* modules mapped since (dlopen) */
 			unwind_tables__add_process(s->unwind, s->pids[i], false);
 		if (s->timers)
@@ -893,19 +915,38 @@ static void finish_window(struct session *s)
 
 /* Timer tracing is on by default but never fatal: without it (--no-timers,
  * or a kernel that cannot load it) memory is still traced, and the report
- * says why timers are missing. */
-static void open_timers(struct session *s)
+ * says why timers are missing. Loaded by the prep thread. */
+static void take_timers(struct session *s)
 {
-	struct timers_opts to = { .max_targets = s->opts->max_procs };
-	const char *errmsg = NULL;
-
 	if (s->opts->no_timers)
 		return;
-	s->timers = timers__new(&to, &errmsg);
+	s->timers = s->prep.timers;
+	s->prep.timers = NULL;
 	if (!s->timers) {
 		s->timers_unavailable = "timers are not traced: the kernel side could not be loaded";
-		logv(s, "timers off: %s: %s", errmsg ? errmsg : "timers", strerror(errno));
+		logv(s, "timers off: %s: %s", s->prep.timers_errmsg ? s->prep.timers_errmsg : "timers",
+		     strerror(s->prep.timers_err));
 	}
+}
+
+/*
+ * The BPF maps exist and the probe programs are being verified on other
+ * threads (loader_opts.maps_ready): build the unwind tables meanwhile, for
+ * the -p target every module it maps (attach() adds what it maps since).
+ * The prep's target thread is done by now, near enough: waiting for it
+ * keeps libdw to one thread.
+ */
+static void on_maps_ready(void *ctx, struct loader *l)
+{
+	struct session *s = ctx;
+
+	if (s->opts->unwind_mode == STRAY_UNWIND_FP)
+		return;
+	s->unwind = unwind_tables__new(loader__unwind_rows_fd(l), loader__max_unwind_rows(l),
+				       loader__unwind_modules_fd(l), loader__max_unwind_modules(l));
+	attach_prep__join_target(&s->prep);
+	if (s->unwind && s->opts->pid)
+		unwind_tables__add_process(s->unwind, s->opts->pid, false);
 }
 
 static int session_open(struct session *s, const struct session_opts *opts)
@@ -918,6 +959,8 @@ static int session_open(struct session *s, const struct session_opts *opts)
 		.sample_bytes = opts->sample_bytes,
 		.unwind_mode = opts->unwind_mode,
 		.max_depth = opts->max_depth,
+		.maps_ready = on_maps_ready,
+		.maps_ready_ctx = s,
 	};
 	struct monitor_opts mo = {
 		.growth_alert_bytes_per_hour = opts->growth_alert_bph,
@@ -929,6 +972,7 @@ static int session_open(struct session *s, const struct session_opts *opts)
 		.tracked_from_start = opts->command != NULL,
 	};
 	const char *errmsg;
+	uint64_t t = now_ns();
 
 	memset(s, 0, sizeof(*s));
 	s->opts = opts;
@@ -940,16 +984,20 @@ static int session_open(struct session *s, const struct session_opts *opts)
 		fprintf(stderr, "stray: out of memory\n");
 		return -1;
 	}
+	/* The other core loads the timers and reads the target meanwhile. */
+	s->prep = (struct attach_prep){
+		.pid = opts->pid, .sym = s->sym, .load_timers = !opts->no_timers,
+		.timers_opts = { .max_targets = opts->max_procs },
+	};
+	attach_prep__start(&s->prep);
 	s->loader = loader__new(&lo, &errmsg);
 	if (!s->loader) {
 		fprintf(stderr, "stray: %s: %s\n", errmsg, strerror(errno));
 		return -1;
 	}
+	log_phase(s, "BPF load", &t);
 	logv(s, "probes attached as %s links", loader__attach_mode(s->loader));
-	if (opts->unwind_mode != STRAY_UNWIND_FP &&
-	    !(s->unwind = unwind_tables__new(loader__unwind_rows_fd(s->loader), loader__max_unwind_rows(s->loader),
-					     loader__unwind_modules_fd(s->loader),
-					     loader__max_unwind_modules(s->loader)))) {
+	if (opts->unwind_mode != STRAY_UNWIND_FP && !s->unwind) { /* (on_maps_ready) */
 		fprintf(stderr, "stray: out of memory\n");
 		return -1;
 	}
@@ -965,7 +1013,10 @@ static int session_open(struct session *s, const struct session_opts *opts)
 		fprintf(stderr, "stray: cannot read the --follow events: %s\n", strerror(errno));
 		return -1;
 	}
-	open_timers(s);
+	log_phase(s, "session set-up", &t);
+	attach_prep__join(&s->prep);
+	take_timers(s);
+	log_phase(s, "wait for the prep threads (timers BPF load; -p: allocator, maps)", &t);
 	s->monitor = monitor__new(&mo, s->drain, s->sym);
 	if (!s->monitor) {
 		fprintf(stderr, "stray: %s: %s\n", opts->alerts_path ? opts->alerts_path : "monitor",
@@ -977,6 +1028,9 @@ static int session_open(struct session *s, const struct session_opts *opts)
 
 static void session_close(struct session *s)
 {
+	attach_prep__join(&s->prep); /* it uses s->sym */
+	timers__free(s->prep.timers);
+	allocator__clear(&s->prep.alloc);
 	tracee__free(s->tracee);
 	follow__free(s->follow);
 	monitor__free(s->monitor);
@@ -1011,6 +1065,10 @@ int session__run(const struct session_opts *opts)
 	s->start_ns = s->last_report_ns = now_ns();
 	if (opts->pid) /* the attach cost, BPF load included (issue 7) */
 		logv(s, "attached to pid %d: %.1f ms after start", opts->pid, (s->start_ns - open_ns) / 1e6);
+	/* What the attach left for later, while the targets surely live. */
+	open_ns = now_ns();
+	symbolizer__find_debuginfo(s->sym);
+	log_phase(s, "debug info search (after the attach)", &open_ns);
 	if (event_loop(s, sfd, pidfd) || s->failed)
 		goto out;
 	finish_window(s);

@@ -40,6 +40,7 @@
 #include "perfmap.h"
 #include "procfs.h"
 
+#define MAX_MAPS_BYTES	 (16u << 20) /* of /proc/PID/maps text */
 #define MAX_PIDS	 65536
 #define MAX_MAPPINGS	 4096
 #define MAX_MODULES	 512
@@ -71,6 +72,8 @@ struct module {
 	const char *path;  /* interned, as the first process to map it saw it */
 	Dwfl *dwfl;        /* a Dwfl of this one module, at its link-time addresses */
 	Dwfl_Module *mod;
+	/* its separate debug info not searched yet (symbolizer__set_maps_lazy) */
+	bool debuginfo_pending;
 	size_t nloads;
 	struct load loads[MAX_LOADS];
 };
@@ -109,6 +112,7 @@ struct symbolizer {
 	struct cache_slot *cache; /* CACHE_SETS sets of CACHE_WAYS */
 	uint64_t tick;
 	uint64_t dropped_modules, dropped_mappings;
+	size_t ndebuginfo_pending; /* modules with debuginfo_pending set */
 	/* interned strings: open addressing, linear probing */
 	char **strings;
 	size_t nstrings, strings_cap;
@@ -248,10 +252,25 @@ static void read_loads(struct module *m)
 	}
 }
 
+/* The separate debug info of m (next to the file name it was reported
+ * with, or under /usr/lib/debug by build-id): with libc6-dbg installed,
+ * most of what opening a module costs. */
+static void find_debuginfo(struct symbolizer *s, struct module *m)
+{
+	Dwarf_Addr bias;
+
+	if (!m->debuginfo_pending)
+		return;
+	m->debuginfo_pending = false;
+	s->ndebuginfo_pending--;
+	dwfl_module_getdwarf(m->mod, &bias);
+}
+
 /*
  * A module for the object open on fd (consumed). file_name is where the
  * object lives in our namespace (root-prefixed): separate debug info is
- * searched next to it. NULL when fd is not an ELF file or the table is full.
+ * searched next to it, later (find_debuginfo). NULL when fd is not an ELF
+ * file or the table is full.
  */
 static struct module *module_for_fd(struct symbolizer *s, int fd, const char *path,
 				    const char *file_name)
@@ -259,7 +278,6 @@ static struct module *module_for_fd(struct symbolizer *s, int fd, const char *pa
 	unsigned char id[MAX_ID];
 	size_t id_len;
 	struct module *m;
-	Dwarf_Addr bias;
 
 	object_id(fd, id, &id_len);
 	m = id_len ? find_module(s, id, id_len) : NULL;
@@ -286,10 +304,12 @@ static struct module *module_for_fd(struct symbolizer *s, int fd, const char *pa
 	if (!m->mod || dwfl_report_end(m->dwfl, NULL, NULL))
 		goto fail;
 	read_loads(m);
-	/* Find the separate debug info now, while file_name still leads to
-	 * the target's files (a container's root goes away with it). */
-	dwfl_module_getdwarf(m->mod, &bias);
 	s->modules[s->nmodules++] = m;
+	m->debuginfo_pending = true;
+	s->ndebuginfo_pending++;
+	/* The separate debug info is searched while file_name still leads
+	 * to the target's files (a container's root goes away with it): at
+	 * the end of symbolizer__set_maps, or soon after a lazy snapshot. */
 	return m;
 fail:
 	if (fd >= 0)
@@ -585,8 +605,24 @@ static size_t mappings_room(const char *text, const struct proc *p)
 	return lines + (p ? p->nmaps : 0);
 }
 
+void symbolizer__find_debuginfo(struct symbolizer *s)
+{
+	for (size_t i = 0; s && s->ndebuginfo_pending && i < s->nmodules; i++)
+		find_debuginfo(s, s->modules[i]);
+}
+
 int symbolizer__set_maps(struct symbolizer *s, int pid, const char *maps_text,
 			 const char *root)
+{
+	int err = symbolizer__set_maps_lazy(s, pid, maps_text, root);
+
+	/* (also the modules an earlier lazy snapshot left pending) */
+	symbolizer__find_debuginfo(s);
+	return err;
+}
+
+int symbolizer__set_maps_lazy(struct symbolizer *s, int pid, const char *maps_text,
+			      const char *root)
 {
 	struct proc **slot, *p;
 	struct mapping *maps;
@@ -626,6 +662,21 @@ int symbolizer__set_maps(struct symbolizer *s, int pid, const char *maps_text,
 	p->nmaps = n;
 	refresh_perfmap(s, p, root);
 	return 0;
+}
+
+int symbolizer__snapshot_process(struct symbolizer *s, int pid, bool lazy)
+{
+	char *maps, root[32];
+	int err = procfs__read_file(pid, "maps", MAX_MAPS_BYTES, &maps);
+
+	if (err)
+		return err;
+	/* paths in maps are the process's own: a container's root differs */
+	snprintf(root, sizeof(root), "/proc/%d/root", pid);
+	if (*maps)
+		err = (lazy ? symbolizer__set_maps_lazy : symbolizer__set_maps)(s, pid, maps, root);
+	free(maps);
+	return err;
 }
 
 uint64_t symbolizer__dropped(const struct symbolizer *s)
@@ -871,6 +922,8 @@ int symbolizer__resolve_frames(struct symbolizer *s, int pid, uint64_t addr,
 	}
 	unknown.module = m->path;
 	pc = m->module ? link_address(m, addr - 1) : 0;
+	if (pc)
+		find_debuginfo(s, m->module);
 	slot = pc ? module_frames(s, m->module, pc) : NULL;
 	if (!slot)
 		goto one;

@@ -39,6 +39,24 @@ int symbolizer__set_maps(struct symbolizer *s, int pid, const char *maps_text,
 			 const char *root);
 
 /*
+ * symbolizer__set_maps without its costly part: the objects are opened
+ * (cheap: the process may exit right after) but the search for their
+ * separate debug info waits for symbolizer__find_debuginfo, the next
+ * symbolizer__set_maps, or the first lookup in them. For taking a snapshot
+ * while the process waits (stray -p before its probes go in).
+ */
+int symbolizer__set_maps_lazy(struct symbolizer *s, int pid, const char *maps_text,
+			      const char *root);
+
+/* Search the separate debug info that lazy snapshots left pending. */
+void symbolizer__find_debuginfo(struct symbolizer *s);
+
+/* symbolizer__set_maps (lazy: _lazy) with the live process pid's own
+ * /proc/PID/maps, its paths opened under /proc/PID/root. Returns 0 or
+ * -errno (the process is gone: the previous snapshot stays). */
+int symbolizer__snapshot_process(struct symbolizer *s, int pid, bool lazy);
+
+/*
  * Fill *out for address addr of process pid. addr is a return address
  * (every captured frame is one), so lookups use addr - 1 for function and
  * line. Always succeeds for a known pid: unknown parts are NULL / 0 / -1,
