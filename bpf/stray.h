@@ -15,6 +15,14 @@
 #define STRAY_MAX_STACK_DEPTH 64
 
 /* Default map capacities; user space may override them before load. */
+/* The stack walker's per-CPU caches (bpf/unwind.bpf.h), each an array of
+ * this many slots per CPU: user space sizes the maps for the CPUs there
+ * are. One plain array, not a per-CPU map: a per-CPU array allocates each
+ * element on its own, which took 30 ms of stray's start-up. */
+#define STRAY_UNWIND_RULE_SLOTS 8192 /* a power of two */
+#define STRAY_UNWIND_MEMO_SLOTS 1024 /* a power of two */
+#define STRAY_UNWIND_MEMO_WORDS 16
+
 /* is_target's fast path: an array of this many slots (a power of two). */
 #define STRAY_TARGET_SLOTS 4096
 #define STRAY_DEFAULT_MAX_ALLOCS (1u << 20)

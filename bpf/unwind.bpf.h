@@ -72,7 +72,7 @@ struct {
  * the entry is replaced: the walk then stops or falls back early, it never
  * reads anything but the user stack.
  */
-#define UNWIND_RULE_CACHE_SLOTS 8192 /* per CPU, a power of two */
+#define UNWIND_RULE_CACHE_SLOTS STRAY_UNWIND_RULE_SLOTS
 
 struct unwind_rule_slot {
 	__u64 tag;
@@ -82,8 +82,8 @@ struct unwind_rule_slot {
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, UNWIND_RULE_CACHE_SLOTS);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, UNWIND_RULE_CACHE_SLOTS); /* x the CPUs (user space) */
 	__type(key, __u32);
 	__type(value, struct unwind_rule_slot);
 } unwind_rule_cache SEC(".maps");
@@ -128,8 +128,8 @@ struct {
  * walks that read at most UNWIND_MEMO_WORDS words, all in their first
  * window, are remembered. Direct-mapped per CPU, like the rule cache.
  */
-#define UNWIND_MEMO_SLOTS 1024 /* per CPU, a power of two */
-#define UNWIND_MEMO_WORDS 16
+#define UNWIND_MEMO_SLOTS STRAY_UNWIND_MEMO_SLOTS
+#define UNWIND_MEMO_WORDS STRAY_UNWIND_MEMO_WORDS
 
 struct unwind_memo {
 	__u64 tag, ip, sp, fp; /* the process and the registers at the start; tag 0: empty */
@@ -152,8 +152,8 @@ struct unwind_memo {
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, UNWIND_MEMO_SLOTS);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, UNWIND_MEMO_SLOTS); /* x the CPUs (user space) */
 	__type(key, __u32);
 	__type(value, struct unwind_memo);
 } unwind_memos SEC(".maps");
@@ -170,8 +170,8 @@ struct unwind_memo_word {
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, UNWIND_MEMO_SLOTS * UNWIND_MEMO_WORDS);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, UNWIND_MEMO_SLOTS * UNWIND_MEMO_WORDS); /* x the CPUs (user space) */
 	__type(key, __u32);
 	__type(value, struct unwind_memo_word);
 } unwind_memo_words SEC(".maps");
@@ -181,6 +181,7 @@ struct unwind_walk {
 	__u64 ip, sp, fp;
 	__u64 tag; /* the process, for unwind_rule_cache */
 	__u64 start_ip, start_sp, start_fp; /* the registers the walk started from */
+	__u64 hash; /* of the frames so far, as hash_stack computes it */
 	__u64 task; /* the current task, owner of the window */
 	struct unwind_window *win;
 	__u64 *ips; /* the frames found */
@@ -298,25 +299,47 @@ static __always_inline void unwind_find_module(struct unwind_walk *w)
 	unwind_cache_put(w);
 }
 
+/* A binary search in progress over rows [lo, hi) for the last row
+ * starting at or below pc. */
+struct unwind_search {
+	__u32 lo, hi;
+	__u64 pc;
+};
+
+/* bpf_loop callback: one step of the search. In a callback, the verifier
+ * checks one step instead of UNWIND_SEARCH_STEPS unrolled ones (a third
+ * of the probe programs' verification time, and of stray's start-up). */
+static long unwind_search_step(__u64 k, void *data)
+{
+	struct unwind_search *q = data;
+	struct stray_unwind_row *row;
+	__u32 mid;
+
+	if (q->lo + 1 >= q->hi)
+		return 1;
+	mid = q->lo + (q->hi - q->lo) / 2;
+	row = bpf_map_lookup_elem(&unwind_rows, &mid);
+	if (!row) {
+		q->hi = q->lo; /* not found */
+		return 1;
+	}
+	if (row->pc <= q->pc)
+		q->lo = mid;
+	else
+		q->hi = mid;
+	return 0;
+}
+
 /* The module's last row starting at or below pc, or NULL. */
 static __always_inline struct stray_unwind_row *unwind_find_row(const struct unwind_walk *w, __u64 pc)
 {
-	__u32 lo = w->first, hi = w->first + w->nrows, mid;
+	struct unwind_search q = { .lo = w->first, .hi = w->first + w->nrows, .pc = pc };
 	struct stray_unwind_row *row;
 
-	for (int k = 0; k < UNWIND_SEARCH_STEPS; k++) {
-		if (lo + 1 >= hi)
-			break;
-		mid = lo + (hi - lo) / 2;
-		row = bpf_map_lookup_elem(&unwind_rows, &mid);
-		if (!row)
-			return NULL;
-		if (row->pc <= pc)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	row = bpf_map_lookup_elem(&unwind_rows, &lo);
+	bpf_loop(UNWIND_SEARCH_STEPS, unwind_search_step, &q, 0);
+	if (q.hi <= q.lo)
+		return NULL;
+	row = bpf_map_lookup_elem(&unwind_rows, &q.lo);
 	return row && row->pc <= pc ? row : NULL;
 }
 
@@ -470,7 +493,8 @@ static __always_inline long unwind_step_row(struct unwind_walk *w, const struct 
  * then cached). NULL when there is none. */
 static __always_inline struct stray_unwind_row *unwind_rule(struct unwind_walk *w)
 {
-	__u32 idx = (__u32)((w->ip ^ (w->ip >> 17) ^ w->tag) & (UNWIND_RULE_CACHE_SLOTS - 1));
+	__u32 idx = bpf_get_smp_processor_id() * UNWIND_RULE_CACHE_SLOTS +
+		    (__u32)((w->ip ^ (w->ip >> 17) ^ w->tag) & (UNWIND_RULE_CACHE_SLOTS - 1));
 	struct unwind_rule_slot *slot = bpf_map_lookup_elem(&unwind_rule_cache, &idx);
 	struct stray_unwind_row *row = NULL;
 
@@ -503,6 +527,7 @@ static long unwind_frame(__u64 i, void *data)
 	if (!w->ip || d >= STRAY_MAX_STACK_DEPTH || d >= max_depth)
 		return 1;
 	w->ips[d] = w->ip;
+	w->hash = mix(w->hash, w->ip); /* hash_stack's, frame by frame */
 	w->depth = d + 1;
 	if (unwind_mode == STRAY_UNWIND_FP)
 		return unwind_step_fp(w);
@@ -521,7 +546,8 @@ static long unwind_frame(__u64 i, void *data)
 /* The memo slot for a walk starting from w's registers. */
 static __always_inline struct unwind_memo *unwind_memo_slot(const struct unwind_walk *w)
 {
-	__u32 idx = (__u32)(mix(mix(w->tag, w->ip), w->sp) & (UNWIND_MEMO_SLOTS - 1));
+	__u32 idx = bpf_get_smp_processor_id() * UNWIND_MEMO_SLOTS +
+		    (__u32)(mix(mix(w->tag, w->ip), w->sp) & (UNWIND_MEMO_SLOTS - 1));
 	struct unwind_memo *m = bpf_map_lookup_elem(&unwind_memos, &idx);
 
 	if (m)
@@ -619,6 +645,7 @@ static __always_inline __u32 unwind_user_stack(struct pt_regs *regs, __u64 ret_s
 	 * self_exec_id (a thread's copy is its creator's). Plain loads: the
 	 * mm pointer as a number would take a probe read. */
 	w.tag = mix(mix(task->group_leader->start_time, task->self_exec_id), task->tgid);
+	w.hash = hash_stack(task->tgid, ips, 0);
 	w.start_ip = w.ip;
 	w.start_sp = w.sp;
 	w.start_fp = w.fp;
@@ -645,7 +672,7 @@ static __always_inline __u32 unwind_user_stack(struct pt_regs *regs, __u64 ret_s
 		m->recording = 1;
 	}
 	bpf_loop(STRAY_MAX_STACK_DEPTH, unwind_frame, &w, 0);
-	*hash = hash_stack(task->tgid, ips, w.depth);
+	*hash = w.hash;
 	unwind_memo_keep(&w, *hash);
 	return w.depth;
 }

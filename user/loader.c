@@ -130,6 +130,19 @@ struct loader {
 	struct target *targets;
 };
 
+/* The stack walker's caches: a share per possible CPU (bpf/stray.h). */
+static int size_walker_caches(struct stray_bpf *skel)
+{
+	int cpus = libbpf_num_possible_cpus();
+
+	if (cpus < 0)
+		return cpus;
+	return bpf_map__set_max_entries(skel->maps.unwind_rule_cache, cpus * STRAY_UNWIND_RULE_SLOTS) ?:
+	       bpf_map__set_max_entries(skel->maps.unwind_memos, cpus * STRAY_UNWIND_MEMO_SLOTS) ?:
+	       bpf_map__set_max_entries(skel->maps.unwind_memo_words,
+					cpus * STRAY_UNWIND_MEMO_SLOTS * STRAY_UNWIND_MEMO_WORDS);
+}
+
 static int size_maps(struct stray_bpf *skel, const struct loader_opts *opts)
 {
 	int err = 0;
@@ -142,7 +155,7 @@ static int size_maps(struct stray_bpf *skel, const struct loader_opts *opts)
 		err = err ?: bpf_map__set_max_entries(skel->maps.targets, opts->max_targets);
 	if (opts->max_unwind_rows)
 		err = err ?: bpf_map__set_max_entries(skel->maps.unwind_rows, opts->max_unwind_rows);
-	return err;
+	return err ?: size_walker_caches(skel);
 }
 
 /* Load only the programs of mode: each costs verification time, and the

@@ -944,6 +944,8 @@ static void on_maps_ready(void *ctx, struct loader *l)
 		return;
 	s->unwind = unwind_tables__new(loader__unwind_rows_fd(l), loader__max_unwind_rows(l),
 				       loader__unwind_modules_fd(l), loader__max_unwind_modules(l));
+	if (s->unwind)
+		unwind_tables__seed_vmas(s->unwind, loader__unwind_vma_cache_fd(l));
 	attach_prep__join_target(&s->prep);
 	if (s->unwind && s->opts->pid)
 		unwind_tables__add_process(s->unwind, s->opts->pid, false);
@@ -1001,8 +1003,6 @@ static int session_open(struct session *s, const struct session_opts *opts)
 		fprintf(stderr, "stray: out of memory\n");
 		return -1;
 	}
-	if (s->unwind)
-		unwind_tables__seed_vmas(s->unwind, loader__unwind_vma_cache_fd(s->loader));
 	/* Records: one per site, plus room for exited children's sites. */
 	s->drain = drain__new(s->loader, (size_t)opts->max_sites * 2);
 	if (!s->drain) {
