@@ -19,8 +19,6 @@
  */
 static __always_inline int on_new_return(void *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
 	struct stray_inflight *in = inflight_lookup();
 	struct stray_inflight rec;
 
@@ -32,7 +30,7 @@ static __always_inline int on_new_return(void *ctx)
 		count(STRAY_CNT_FAILED_ALLOCS);
 		return 0;
 	}
-	record_alloc(ctx, tgid, PT_REGS_RC((struct pt_regs *)ctx), rec.size, rec.fn, rec.new_site);
+	record_alloc(ctx, PT_REGS_RC((struct pt_regs *)ctx), rec.size, rec.fn, rec.new_site);
 	return 0;
 }
 
@@ -94,7 +92,7 @@ static __always_inline int leave_xallocx(void *ctx, const struct stray_inflight 
 		return 0;
 	}
 	site_release(tgid, &rec->old);
-	record_alloc(ctx, tgid, rec->ptr_arg, usable < most ? usable : most, rec->fn, 0);
+	record_alloc(ctx, rec->ptr_arg, usable < most ? usable : most, rec->fn, 0);
 	return 0;
 }
 

@@ -319,10 +319,12 @@ static __always_inline long insert_alloc(const struct stray_alloc_key *key, cons
 }
 
 /* Record block addr of size bytes. Its site is the current stack, or
- * site_hash when not 0 (taken earlier, at operator new's entry). */
-static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u64 size, __u32 fn,
-					 __u64 site_hash)
+ * site_hash when not 0 (taken earlier, at operator new's entry). A global
+ * function: the verifier checks it once per program, not at each of its
+ * dozen call sites. */
+__noinline int record_alloc(struct pt_regs *ctx, __u64 addr, __u64 size, __u32 fn, __u64 site_hash)
 {
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct stray_alloc_key key = { .tgid = tgid, .addr = addr };
 	struct stray_alloc a = { .size = size, .fn = fn };
 	__u32 kind = fn == STRAY_FN_MMAP || fn == STRAY_FN_MREMAP ? STRAY_KIND_MMAP : STRAY_KIND_HEAP;
@@ -341,11 +343,12 @@ static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u6
 	a.ts_ns = bpf_ktime_get_ns();
 	if (insert_alloc(&key, &a)) {
 		count_untracked(size);
-		return;
+		return 0;
 	}
 	count(kind == STRAY_KIND_MMAP ? STRAY_CNT_MAPS : STRAY_CNT_ALLOCS);
 	if (site)
 		site_add(site, size);
+	return 0;
 }
 
 /* Put back a block that realloc moved out at entry but did not free. */
@@ -427,9 +430,11 @@ static __always_inline bool new_waiting(const struct stray_inflight *in)
  * the thread's record), 0 when its return changes nothing: a session
  * program then skips the return probe altogether.
  */
-static __always_inline int enter_aux(void *ctx, __u32 fn, __u64 size, __u64 ptr_arg, enum entry_action action,
-				     __u32 aux)
+__noinline int enter_call(struct pt_regs *ctx, __u32 fn, __u64 size, __u64 ptr_arg, __u64 action_aux)
 {
+	/* (packed: a BPF function takes at most five arguments) */
+	enum entry_action action = action_aux & 0xff;
+	__u32 aux = action_aux >> 8;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
 	struct stray_inflight rec = { .size = size, .ptr_arg = ptr_arg, .fn = fn, .old_pages = aux };
@@ -511,7 +516,14 @@ static __always_inline int enter_aux(void *ctx, __u32 fn, __u64 size, __u64 ptr_
 	return action != ENTRY_NEW; /* operator new has no return probe */
 }
 
-static __always_inline int enter(void *ctx, __u32 fn, __u64 size, __u64 ptr_arg, enum entry_action action)
+/* enter_call, its action and aux unpacked. */
+static __always_inline int enter_aux(struct pt_regs *ctx, __u32 fn, __u64 size, __u64 ptr_arg,
+				     enum entry_action action, __u32 aux)
+{
+	return enter_call(ctx, fn, size, ptr_arg, action | (__u64)aux << 8);
+}
+
+static __always_inline int enter(struct pt_regs *ctx, __u32 fn, __u64 size, __u64 ptr_arg, enum entry_action action)
 {
 	return enter_aux(ctx, fn, size, ptr_arg, action, 0);
 }
@@ -560,7 +572,7 @@ static __always_inline int leave_alloc(void *ctx, const struct stray_inflight *r
 		count(STRAY_CNT_FAILED_ALLOCS);
 		return 0;
 	}
-	record_alloc(ctx, bpf_get_current_pid_tgid() >> 32, ret, rec->size, rec->fn, rec->new_site);
+	record_alloc(ctx, ret, rec->size, rec->fn, rec->new_site);
 	return 0;
 }
 
@@ -582,7 +594,7 @@ static __always_inline int leave_realloc(void *ctx, const struct stray_inflight 
 	if (rec->has_old)
 		site_release(tgid, &rec->old);
 	if (ret && !rec->unsampled)
-		record_alloc(ctx, tgid, ret, rec->size, rec->fn, 0);
+		record_alloc(ctx, ret, rec->size, rec->fn, 0);
 	return 0;
 }
 
@@ -640,7 +652,7 @@ static __always_inline int leave_posix_memalign(void *ctx, const struct stray_in
 		count(STRAY_CNT_FAILED_ALLOCS);
 		return 0;
 	}
-	record_alloc(ctx, bpf_get_current_pid_tgid() >> 32, block, rec->size, rec->fn, rec->new_site);
+	record_alloc(ctx, block, rec->size, rec->fn, rec->new_site);
 	return 0;
 }
 
@@ -836,7 +848,7 @@ static __always_inline int leave_mmap(void *ctx, const struct stray_inflight *re
 	if (!(flags & MAP_ANONYMOUS_F) || (flags & MAP_STACK_F))
 		return 0;
 	mark_has_mmap(tgid);
-	record_alloc(ctx, tgid, ret, rec->size, STRAY_FN_MMAP, 0);
+	record_alloc(ctx, ret, rec->size, STRAY_FN_MMAP, 0);
 	return 0;
 }
 
@@ -862,7 +874,7 @@ static __always_inline int leave_mremap(void *ctx, const struct stray_inflight *
 	} else {
 		cut_region(tgid, rec->ptr_arg, &rec->old, rec->ptr_arg, rec->ptr_arg + old_bytes);
 	}
-	record_alloc(ctx, tgid, ret, rec->size, STRAY_FN_MREMAP, rec->old.stack_hash);
+	record_alloc(ctx, ret, rec->size, STRAY_FN_MREMAP, rec->old.stack_hash);
 	return 0;
 }
 
