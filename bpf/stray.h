@@ -107,7 +107,7 @@ enum stray_counter {
 	STRAY_CNT_SITE_MAP_FULL,   /* allocation tracked without a stack: sites map full */
 	STRAY_CNT_INFLIGHT_FULL,   /* call not tracked: inflight map full */
 	STRAY_CNT_MISSING_ENTRY,   /* return probe without a matching entry */
-	STRAY_CNT_STACK_ERRORS,    /* bpf_get_stack failed */
+	STRAY_CNT_STACK_ERRORS,    /* no stack at all: the walk could not start */
 	STRAY_CNT_STACK_COLLISIONS,/* two different stacks hashed to one site key */
 	STRAY_CNT_DUPLICATE_ADDR,  /* allocation returned an address already live */
 	STRAY_CNT_STALE_INFLIGHT,  /* in-flight record whose return was never seen */

@@ -600,9 +600,6 @@ static __always_inline void unwind_memo_keep(struct unwind_walk *w, __u64 hash)
 	m->hash = hash;
 	m->depth = w->depth;
 	m->tag = w->tag; /* last: the slot is valid from here */
-#ifdef ABL_COUNTHIT
-	count(STRAY_CNT_DUPLICATE_ADDR);
-#endif
 }
 
 /*
@@ -633,12 +630,12 @@ static __always_inline __u32 unwind_user_stack(struct pt_regs *regs, __u64 ret_s
 	*hash = 0;
 	w.win = bpf_map_lookup_elem(&unwind_windows, &zero);
 	if (!w.win)
-		return 0;
+		goto unreadable;
 	w.win->len = 0; /* the stack has changed since the last walk */
 	w.task = (__u64)task;
 	if (ret_slot) {
 		if (bpf_probe_read_user(&w.ip, sizeof(w.ip), (void *)ret_slot))
-			return 0;
+			goto unreadable;
 		w.sp = ret_slot + 8;
 	}
 	/* exec gives the process a new address space and counts itself in
@@ -651,15 +648,12 @@ static __always_inline __u32 unwind_user_stack(struct pt_regs *regs, __u64 ret_s
 	w.start_fp = w.fp;
 	m = unwind_memo_slot(&w);
 	if (!m)
-		return 0;
+		goto unreadable;
 	w.memo = m;
 	m->recording = 0;
 	if (memo && !ret_slot) {
 		if (unwind_memo_holds(&w, m)) {
 			*hash = m->hash;
-#ifdef ABL_COUNTHIT
-			count(STRAY_CNT_STACK_COLLISIONS);
-#endif
 			*ips_filled = false;
 			return m->depth;
 		}
@@ -675,6 +669,9 @@ static __always_inline __u32 unwind_user_stack(struct pt_regs *regs, __u64 ret_s
 	*hash = w.hash;
 	unwind_memo_keep(&w, *hash);
 	return w.depth;
+unreadable:
+	count(STRAY_CNT_STACK_ERRORS);
+	return 0;
 }
 
 #endif /* STRAY_UNWIND_BPF_H */
