@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +134,24 @@ int procfs__mapped_objects(int pid, size_t max_objects, char ***paths, size_t *n
 	}
 	free(maps);
 	return err;
+}
+
+bool procfs__parse_mapping(const char *line, size_t len, struct procfs_mapping *out)
+{
+	int path_at = -1;
+
+	/* " %n" also skips a newline: a path offset past len is the next
+	 * line's, and this mapping has none. */
+	if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %4s %" SCNx64 " %x:%x %" SCNu64 " %n", &out->start, &out->end,
+		   out->perms, &out->offset, &out->dev_major, &out->dev_minor, &out->inode, &path_at) < 7)
+		return false;
+	out->path = NULL;
+	out->path_len = 0;
+	if (path_at >= 0 && (size_t)path_at < len && line[path_at] == '/') {
+		out->path = line + path_at;
+		out->path_len = len - path_at;
+	}
+	return true;
 }
 
 int procfs__state(int pid, char *state)

@@ -3,6 +3,7 @@
 #ifndef STRAY_PROCFS_H
 #define STRAY_PROCFS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,19 @@ int procfs__getenv(int pid, const char *name, char **value);
  * process's root prefixed ("/proc/PID/root/usr/lib/..."). Pseudo-mappings
  * ("[vdso]", anonymous) and deleted files are skipped. */
 int procfs__mapped_objects(int pid, size_t max_objects, char ***paths, size_t *n);
+
+/* One line of /proc/PID/maps. path is NULL unless a file path ('/...')
+ * follows within the line's len bytes (the line need not end there). */
+struct procfs_mapping {
+	uint64_t start, end, offset, inode;
+	unsigned int dev_major, dev_minor;
+	char perms[5]; /* "r-xp" */
+	const char *path; /* into the line, up to its end */
+	size_t path_len;
+};
+
+/* Parse the first len bytes at line; false when they are not a mapping. */
+bool procfs__parse_mapping(const char *line, size_t len, struct procfs_mapping *out);
 
 /* Main thread's state letter from /proc/pid/stat ('Z' for a zombie). */
 int procfs__state(int pid, char *state);

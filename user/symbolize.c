@@ -349,18 +349,19 @@ struct maps_line {
 
 static bool parse_maps_line(const char *line, size_t len, struct maps_line *out)
 {
-	unsigned int dev_major, dev_minor;
-	int path_at = -1;
+	struct procfs_mapping m;
 	size_t plen;
 
-	if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %*4s %" SCNx64 " %x:%x %" SCNu64 " %n",
-		   &out->start, &out->end, &out->pgoff, &dev_major, &dev_minor, &out->inode,
-		   &path_at) < 6 || path_at < 0 || (size_t)path_at >= len || line[path_at] != '/')
+	if (!procfs__parse_mapping(line, len, &m) || !m.path)
 		return false;
-	plen = len - path_at;
+	out->start = m.start;
+	out->end = m.end;
+	out->pgoff = m.offset;
+	out->inode = m.inode;
+	plen = m.path_len;
 	if (plen >= sizeof(out->path))
 		return false;
-	memcpy(out->path, line + path_at, plen);
+	memcpy(out->path, m.path, plen);
 	out->path[plen] = '\0';
 	out->deleted = plen > strlen(DELETED_SUFFIX) &&
 		       !strcmp(out->path + plen - strlen(DELETED_SUFFIX), DELETED_SUFFIX);

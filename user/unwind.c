@@ -82,7 +82,7 @@ void unwind_tables__free(struct unwind_tables *u)
 static struct stray_unwind_module_key kernel_key(const struct stat *st)
 {
 	return (struct stray_unwind_module_key){
-		.dev = ((uint64_t)major(st->st_dev) << 20) | minor(st->st_dev),
+		.dev = unwind__kernel_dev(major(st->st_dev), minor(st->st_dev)),
 		.ino = st->st_ino,
 	};
 }

@@ -16,6 +16,13 @@
 
 struct unwind_tables;
 
+/* A device number as the kernel's s_dev encodes it (MKDEV: 20 bits of
+ * minor), as the walker reads it from a VMA and unwind_modules keys it. */
+static inline uint64_t unwind__kernel_dev(unsigned int major, unsigned int minor)
+{
+	return ((uint64_t)major << 20) | minor;
+}
+
 /* rows_fd/modules_fd: the BPF maps, with their capacities. NULL with errno
  * on failure. */
 struct unwind_tables *unwind_tables__new(int rows_fd, uint32_t max_rows, int modules_fd,

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <bpf/bpf.h>
 #include "procfs.h"
+#include "unwind.h"
 #include "unwind_vmas.h"
 
 /* Granules written per seeding: a process maps a few hundred libraries at
@@ -14,18 +15,13 @@
 
 bool unwind_vmas__parse_line(const char *line, struct unwind_vma_mapping *out)
 {
-	unsigned long long start, end, offset, ino;
-	unsigned int major, minor;
-	char perms[5];
+	struct procfs_mapping m;
 
-	if (sscanf(line, "%llx-%llx %4s %llx %x:%x %llu", &start, &end, perms, &offset, &major, &minor, &ino) != 7 ||
-	    perms[2] != 'x' || end <= start)
+	if (!procfs__parse_mapping(line, strlen(line), &m) || m.perms[2] != 'x' || m.end <= m.start)
 		return false;
 	*out = (struct unwind_vma_mapping){
-		.start = start, .end = end, .offset = offset,
-		/* s_dev as the kernel encodes it (MKDEV: 20 bits of minor),
-		 * as in the unwind_modules keys */
-		.file = { .dev = ino ? ((uint64_t)major << 20) | minor : 0, .ino = ino },
+		.start = m.start, .end = m.end, .offset = m.offset,
+		.file = { .dev = m.inode ? unwind__kernel_dev(m.dev_major, m.dev_minor) : 0, .ino = m.inode },
 	};
 	return true;
 }
