@@ -125,8 +125,9 @@ struct {
  * word that walk read unchanged would walk the same frames: its stack
  * hash is taken from here. The check is one read of the window and a
  * compare per word, where a walk costs a rule and a step per frame. Only
- * walks that read at most UNWIND_MEMO_WORDS words, all in their first
- * window, are remembered. Direct-mapped per CPU, like the rule cache.
+ * walks that read at most UNWIND_MEMO_WORDS words, all within UNWIND_BUF
+ * bytes above the stack pointer they started from, are remembered.
+ * Direct-mapped per CPU, like the rule cache.
  */
 #define UNWIND_MEMO_SLOTS STRAY_UNWIND_MEMO_SLOTS
 #define UNWIND_MEMO_WORDS STRAY_UNWIND_MEMO_WORDS
