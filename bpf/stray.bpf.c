@@ -109,6 +109,7 @@ static __always_inline void count_untracked(__u64 size)
 }
 
 #include "unwind.bpf.h"
+#include "blocks.bpf.h"
 
 static __always_inline bool is_target(__u32 tgid)
 {
@@ -241,7 +242,7 @@ static __always_inline struct stray_site *site_of_current_stack(void *ctx, __u32
 	if (!c->ips_filled)
 		capture_user_stack(ctx, ret_slot, 0);
 	s->live_bytes = s->live_count = 0;
-	s->alloc_bytes = s->alloc_count = s->free_bytes = s->free_count = 0;
+	s->alloc_bytes = s->alloc_count = s->extra_pieces = 0;
 	if (bpf_map_update_elem(&sites, &key, s, BPF_NOEXIST) && !bpf_map_lookup_elem(&sites, &key)) {
 		/* At an entry there is no allocation yet: its record counts. */
 		if (!ret_slot)
@@ -270,13 +271,11 @@ static __always_inline void site_release(__u32 tgid, const struct stray_alloc *a
 		return;
 	__sync_fetch_and_add(&site->live_bytes, -(__s64)a->size);
 	__sync_fetch_and_add(&site->live_count, -1);
-	__sync_fetch_and_add(&site->free_bytes, a->size);
-	__sync_fetch_and_add(&site->free_count, 1);
 }
 
-/* Remove block addr from the outstanding map into *out. Returns true if it
+/* Remove block addr from the allocs hash map into *out. Returns true if it
  * was there. */
-static __always_inline bool take_alloc(__u32 tgid, __u64 addr, struct stray_alloc *out)
+static __always_inline bool take_hashed(__u32 tgid, __u64 addr, struct stray_alloc *out)
 {
 	struct stray_alloc_key key = { .tgid = tgid, .addr = addr };
 	struct stray_alloc *a = bpf_map_lookup_elem(&allocs, &key);
@@ -286,10 +285,35 @@ static __always_inline bool take_alloc(__u32 tgid, __u64 addr, struct stray_allo
 	*out = *a;
 	/* A concurrent free of the same block (a double free in the target)
 	 * may win the delete; only the winner accounts the release. */
-	return bpf_map_delete_elem(&allocs, &key) == 0;
+	if (bpf_map_delete_elem(&allocs, &key))
+		return false;
+	if (out->kind == STRAY_KIND_HEAP)
+		__sync_fetch_and_add(&heap_in_allocs, -1);
+	return true;
 }
 
-static __always_inline void record_free(__u32 tgid, __u64 addr)
+/* Remove heap block addr from the block table or, if its set was full
+ * when it was stored, from the allocs map, into *out. Returns true if it
+ * was outstanding. */
+static __always_inline bool take_alloc(__u32 tgid, __u64 addr, struct stray_alloc *out)
+{
+	switch (take_block_slot(tgid, addr, out)) {
+	case SLOT_TAKEN:
+		return true;
+	case SLOT_LOST:
+		return false;
+	default:
+		break;
+	}
+	if (block_set_bits && !*(volatile __u64 *)&heap_in_allocs)
+		return false;
+	return take_hashed(tgid, addr, out);
+}
+
+/* Account the free of block addr. A global function, verified once per
+ * program (so are restore_alloc and record_alloc): the block table's
+ * unrolled set walks, inlined at every call site, cost 20 ms of start-up. */
+__noinline int record_free(__u32 tgid, __u64 addr)
 {
 	struct stray_alloc a;
 
@@ -297,25 +321,58 @@ static __always_inline void record_free(__u32 tgid, __u64 addr)
 		site_release(tgid, &a);
 	else if (!sampling()) /* sampled: most blocks are never recorded */
 		count(STRAY_CNT_UNMATCHED_FREES);
+	return 0;
 }
 
-/* Insert block a at key. An address handed out while we still hold it as
- * live means its free went unseen (e.g. released through an entry point we
- * do not probe): the stale record is retired, so the site totals stay
- * consistent, and the insert tried again. Trying the insert first saves a
- * look-up per allocation in the usual case. Returns 0 or an error. */
-static __always_inline long insert_alloc(const struct stray_alloc_key *key, const struct stray_alloc *a)
+/* An address handed out while we still hold it as live means its free
+ * went unseen (e.g. released through an entry point we do not probe): the
+ * stale record is retired, so the site totals stay consistent. */
+static __always_inline void retire_stale(__u32 tgid, const struct stray_alloc *stale)
+{
+	count(STRAY_CNT_DUPLICATE_ADDR);
+	site_release(tgid, stale);
+}
+
+/* Insert block a at key into the allocs hash map, retiring a stale record
+ * of the same address. Trying the insert first saves a look-up per
+ * allocation in the usual case. Returns 0 or an error. */
+static __always_inline long insert_hashed(const struct stray_alloc_key *key, const struct stray_alloc *a)
 {
 	struct stray_alloc stale;
 	long err = bpf_map_update_elem(&allocs, key, a, BPF_NOEXIST);
 
-	if (err != -EEXIST)
-		return err;
-	if (take_alloc(key->tgid, key->addr, &stale)) {
-		count(STRAY_CNT_DUPLICATE_ADDR);
-		site_release(key->tgid, &stale);
+	if (err == -EEXIST) {
+		if (take_hashed(key->tgid, key->addr, &stale))
+			retire_stale(key->tgid, &stale);
+		err = bpf_map_update_elem(&allocs, key, a, BPF_NOEXIST);
 	}
-	return bpf_map_update_elem(&allocs, key, a, BPF_NOEXIST);
+	if (!err && a->kind == STRAY_KIND_HEAP)
+		__sync_fetch_and_add(&heap_in_allocs, 1);
+	return err;
+}
+
+/* Insert block a at key: a heap block into the block table, or the allocs
+ * map when its set is full; a region into the map, where munmap's search
+ * finds it. Returns 0 or an error (the map is full). */
+static __always_inline long insert_alloc(const struct stray_alloc_key *key, const struct stray_alloc *a)
+{
+	struct stray_alloc stale;
+	bool had_stale;
+
+	if (a->kind != STRAY_KIND_HEAP)
+		return insert_hashed(key, a);
+	if (!store_block_slot(key->tgid, key->addr, a, &stale, &had_stale)) {
+		if (had_stale)
+			retire_stale(key->tgid, &stale);
+		return insert_hashed(key, a);
+	}
+	if (had_stale)
+		retire_stale(key->tgid, &stale);
+	/* A stale record of the same block may be in the map instead, left
+	 * from a time its set was full. */
+	if (*(volatile __u64 *)&heap_in_allocs && take_hashed(key->tgid, key->addr, &stale))
+		retire_stale(key->tgid, &stale);
+	return 0;
 }
 
 /* Record block addr of size bytes. Its site is the current stack, or
@@ -351,13 +408,15 @@ __noinline int record_alloc(struct pt_regs *ctx, __u64 addr, __u64 size, __u32 f
 	return 0;
 }
 
-/* Put back a block that realloc moved out at entry but did not free. */
-static __always_inline void restore_alloc(__u32 tgid, __u64 addr, const struct stray_alloc *a)
+/* Put back a block (or region) that realloc (mremap) moved out at entry
+ * but did not free. */
+__noinline int restore_alloc(__u32 tgid, __u64 addr, const struct stray_alloc *a)
 {
 	struct stray_alloc_key key = { .tgid = tgid, .addr = addr };
 
-	if (bpf_map_update_elem(&allocs, &key, a, BPF_NOEXIST))
+	if (a && insert_alloc(&key, a))
 		count_untracked(a->size);
+	return 0;
 }
 
 /* Like take_alloc, for an mmap region only (a heap block is left alone). */
@@ -705,11 +764,10 @@ static __always_inline void cut_region(__u32 tgid, __u64 s, const struct stray_a
 		return;
 	released = r->size - kept_bytes;
 	__sync_fetch_and_add(&site->live_bytes, -(__s64)released);
-	__sync_fetch_and_add(&site->free_bytes, released);
 	if (kept != 1)
 		__sync_fetch_and_add(&site->live_count, kept - 1);
-	if (!kept)
-		__sync_fetch_and_add(&site->free_count, 1);
+	if (kept > 1)
+		__sync_fetch_and_add(&site->extra_pieces, kept - 1);
 }
 
 struct region_search {

@@ -167,14 +167,34 @@ struct stray_alloc {
 	__u32 kind; /* enum stray_kind */
 };
 
-/* Per-site aggregate, updated with atomic adds by every CPU. */
+/* ==== the block table (bpf/blocks.bpf.h, user/drain.c) ===================
+ * Heap blocks live first in a set-associative table, an array map that
+ * user space maps: slot = (set of the block's tgid and address) * WAYS +
+ * way. An array look-up compiles to an address computation where the hash
+ * map's insert, look-up and delete each cost a helper call, a key hash, a
+ * bucket lock and (insert) an allocation. A block whose set is full goes to
+ * the allocs hash map as before. A slot is free while addr is 0; tgid is
+ * written last when a block is stored and cleared first when it is taken,
+ * so a slot whose tgid is not 0 holds a complete record. */
+#define STRAY_BLOCK_WAYS 4
+
+struct stray_block_slot {
+	__u64 addr;
+	__u64 tgid; /* 64 bits: the BPF atomics clang 14 makes by default */
+	struct stray_alloc a;
+};
+
+/* Per-site aggregate, updated with atomic adds by every CPU. What was
+ * freed is not counted but derived (user/drain.c): two more atomic
+ * adds per free cost more than the subtraction. */
 struct stray_site {
 	__s64 live_bytes;
 	__s64 live_count;
 	__u64 alloc_bytes;
 	__u64 alloc_count;
-	__u64 free_bytes;
-	__u64 free_count;
+	/* live pieces that munmap cut out of regions beyond the regions
+	 * themselves: each is counted as freed when it goes */
+	__u64 extra_pieces;
 	__u32 depth; /* valid entries in ips[] */
 	__u32 kind;  /* enum stray_kind */
 	/* Return addresses, innermost first: ips[0] is in the function that

@@ -149,13 +149,83 @@ static int doom(struct doomed *dm, const void *key)
 	return 0;
 }
 
-static void delete_doomed(int fd, struct doomed *dm)
+static void forget_doomed(struct doomed *dm)
 {
-	for (size_t i = 0; i < dm->n; i++)
-		bpf_map_delete_elem(fd, (char *)dm->keys + i * dm->key_size);
 	free(dm->keys);
 	dm->keys = NULL;
 	dm->n = dm->cap = 0;
+}
+
+/* Returns how many were still there to delete. */
+static uint64_t delete_doomed(int fd, struct doomed *dm)
+{
+	uint64_t deleted = 0;
+
+	for (size_t i = 0; i < dm->n; i++)
+		deleted += bpf_map_delete_elem(fd, (char *)dm->keys + i * dm->key_size) == 0;
+	forget_doomed(dm);
+	return deleted;
+}
+
+/* A block of the block table as the visitors see it: its key first, as
+ * for a block of the allocs map, then where it is. */
+struct slot_ref {
+	struct stray_alloc_key key;
+	uint64_t index;
+};
+
+/*
+ * Visit every block of the block table (bpf/blocks.bpf.h). A slot whose
+ * tgid is 0 is free or changing hands; a slot that changed while it was
+ * copied is skipped, as a walk of the hash map misses an entry that comes
+ * and goes while it runs.
+ */
+static int for_each_slot(struct drain *d, visit_fn visit, void *ctx)
+{
+	size_t n;
+	struct stray_block_slot *slots = loader__block_slots(d->loader, &n);
+	struct stray_alloc a;
+	struct slot_ref ref;
+	int err;
+
+	for (size_t i = 0; i < n; i++) {
+		struct stray_block_slot *s = &slots[i];
+		uint64_t tgid = __atomic_load_n(&s->tgid, __ATOMIC_ACQUIRE);
+
+		if (!tgid)
+			continue;
+		ref = (struct slot_ref){ .key = { .tgid = tgid, .addr = s->addr }, .index = i };
+		memcpy(&a, &s->a, sizeof(a));
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&s->tgid, __ATOMIC_ACQUIRE) != tgid ||
+		    __atomic_load_n(&s->addr, __ATOMIC_RELAXED) != ref.key.addr)
+			continue;
+		err = visit(d, &ref, &a, ctx);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Free the slots of doomed blocks as the BPF side takes one: clearing tgid
+ * makes the slot ours (unless a free took it first), clearing addr frees
+ * it. */
+static void forget_doomed_slots(struct drain *d, struct doomed *dm)
+{
+	size_t n;
+	struct stray_block_slot *slots = loader__block_slots(d->loader, &n);
+
+	for (size_t i = 0; i < dm->n; i++) {
+		const struct slot_ref *ref = (const struct slot_ref *)((char *)dm->keys + i * dm->key_size);
+		struct stray_block_slot *s = &slots[ref->index];
+		uint64_t tgid = ref->key.tgid;
+
+		if (__atomic_load_n(&s->addr, __ATOMIC_ACQUIRE) != ref->key.addr)
+			continue;
+		if (__atomic_compare_exchange_n(&s->tgid, &tgid, 0, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+			__atomic_store_n(&s->addr, 0, __ATOMIC_RELEASE);
+	}
+	forget_doomed(dm);
 }
 
 struct sites_pass {
@@ -184,6 +254,13 @@ static void estimate_sum(const struct drain *d, uint32_t kind, int64_t bytes, in
 	*est_count = llround(o);
 }
 
+/* What site s released: bytes, and blocks (region pieces count each). */
+static void site_freed(const struct stray_site *s, int64_t *bytes, int64_t *count)
+{
+	*bytes = (int64_t)s->alloc_bytes - s->live_bytes;
+	*count = (int64_t)(s->alloc_count + s->extra_pieces) - s->live_count;
+}
+
 static int visit_site(struct drain *d, const void *key, const void *value, void *ctx)
 {
 	const struct stray_site_key *k = key;
@@ -192,11 +269,12 @@ static int visit_site(struct drain *d, const void *key, const void *value, void 
 
 	if (p->pid < 0 || (__u32)p->pid == k->tgid) {
 		struct site_view v = { .pid = k->tgid, .stack_hash = k->stack_hash };
-		int64_t alloc_bytes, free_bytes, unused;
+		int64_t alloc_bytes, free_bytes, unused, freed_bytes, freed;
 
+		site_freed(s, &freed_bytes, &freed);
 		estimate_sum(d, s->kind, s->live_bytes, s->live_count, &v.live_bytes, &v.live_count);
 		estimate_sum(d, s->kind, s->alloc_bytes, s->alloc_count, &alloc_bytes, &unused);
-		estimate_sum(d, s->kind, s->free_bytes, s->free_count, &free_bytes, &unused);
+		estimate_sum(d, s->kind, freed_bytes, freed, &free_bytes, &unused);
 		v.alloc_bytes = alloc_bytes;
 		v.free_bytes = free_bytes;
 
@@ -265,14 +343,15 @@ static void fill_from_site(struct drain *d, struct site_record *rec)
 {
 	struct stray_site_key key = { .tgid = rec->live.pid, .stack_hash = rec->live.stack_hash };
 	struct stray_site own;
-	int64_t total_bytes, total_allocations, free_bytes, frees;
+	int64_t total_bytes, total_allocations, free_bytes, frees, freed_bytes, freed;
 
 	if (bpf_map_lookup_elem(loader__sites_fd(d->loader), &key, &own))
 		return; /* depth stays 0: stack lost */
 	rec->depth = own.depth < STRAY_MAX_STACK_DEPTH ? own.depth : STRAY_MAX_STACK_DEPTH;
 	memcpy(rec->ips, own.ips, rec->depth * sizeof(rec->ips[0]));
 	estimate_sum(d, rec->kind, own.alloc_bytes, own.alloc_count, &total_bytes, &total_allocations);
-	estimate_sum(d, rec->kind, own.free_bytes, own.free_count, &free_bytes, &frees);
+	site_freed(&own, &freed_bytes, &freed);
+	estimate_sum(d, rec->kind, freed_bytes, freed, &free_bytes, &frees);
 	rec->live.total_bytes = total_bytes;
 	rec->live.total_allocations = total_allocations;
 	rec->live.frees = frees;
@@ -311,8 +390,18 @@ struct harvest {
 	bool record; /* fold into totals and records (false: just delete) */
 	bool remove;
 	uint64_t before_ns; /* with !record: only blocks older than this (0: all) */
-	struct doomed blocks;
+	bool in_table; /* visiting the block table, not the allocs map */
+	/* blocks to forget: heap blocks and regions of the allocs map (the
+	 * BPF side counts the heap blocks there), blocks of the table; sites */
+	struct doomed heap, regions, slots, blocks;
 };
+
+static int doom_alloc(struct harvest *h, const void *key, const struct stray_alloc *a)
+{
+	if (h->in_table)
+		return doom(&h->slots, key);
+	return doom(a->kind == STRAY_KIND_HEAP ? &h->heap : &h->regions, key);
+}
 
 static void add_to_record(const struct drain *d, struct site_record *rec, const struct stray_alloc *a)
 {
@@ -336,7 +425,7 @@ static int visit_alloc(struct drain *d, const void *key, const void *value, void
 	if (h->pid >= 0 && (__u32)h->pid != k->tgid)
 		return 0;
 	if (!h->record)
-		return h->before_ns && a->ts_ns >= h->before_ns ? 0 : doom(&h->blocks, key);
+		return h->before_ns && a->ts_ns >= h->before_ns ? 0 : doom_alloc(h, key, a);
 	if (a->kind == STRAY_KIND_MMAP) {
 		d->mmap_bytes += a->size;
 		d->mmap_regions++;
@@ -366,7 +455,7 @@ static int visit_alloc(struct drain *d, const void *key, const void *value, void
 				rec->live.oldest_ts_ns = a->ts_ns;
 		}
 	}
-	return h->remove ? doom(&h->blocks, key) : 0;
+	return h->remove ? doom_alloc(h, key, a) : 0;
 }
 
 static int visit_site_of_pid(struct drain *d, const void *key, const void *value, void *ctx)
@@ -384,10 +473,15 @@ static int harvest(struct drain *d, struct harvest *h)
 	int afd = loader__allocs_fd(d->loader), sfd = loader__sites_fd(d->loader);
 	int err;
 
-	h->blocks.key_size = sizeof(struct stray_alloc_key);
+	h->heap.key_size = h->regions.key_size = sizeof(struct stray_alloc_key);
+	h->slots.key_size = sizeof(struct slot_ref);
 	err = for_each_entry(d, afd, sizeof(struct stray_alloc_key), sizeof(struct stray_alloc),
 			     visit_alloc, h);
-	delete_doomed(afd, &h->blocks);
+	h->in_table = true;
+	err = err ?: for_each_slot(d, visit_alloc, h);
+	__atomic_fetch_sub(loader__heap_in_allocs(d->loader), delete_doomed(afd, &h->heap), __ATOMIC_RELAXED);
+	delete_doomed(afd, &h->regions);
+	forget_doomed_slots(d, &h->slots);
 	if (err || !h->remove || h->pid < 0)
 		return err;
 	h->blocks.key_size = sizeof(struct stray_site_key);

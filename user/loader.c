@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -22,7 +23,8 @@
 _Static_assert(sizeof(struct stray_alloc_key) == 16, "ABI: stray_alloc_key");
 _Static_assert(sizeof(struct stray_site_key) == 16, "ABI: stray_site_key");
 _Static_assert(sizeof(struct stray_alloc) == 32, "ABI: stray_alloc");
-_Static_assert(sizeof(struct stray_site) == 56 + 8 * STRAY_MAX_STACK_DEPTH, "ABI: stray_site");
+_Static_assert(sizeof(struct stray_site) == 48 + 8 * STRAY_MAX_STACK_DEPTH, "ABI: stray_site");
+_Static_assert(sizeof(struct stray_block_slot) == 48, "ABI: stray_block_slot");
 _Static_assert(sizeof(struct stray_inflight) == 72 + sizeof(struct stray_alloc), "ABI: stray_inflight");
 _Static_assert(sizeof(struct stray_counters) == 8 * STRAY_CNT_NR, "ABI: stray_counters");
 
@@ -128,6 +130,9 @@ struct loader {
 	enum attach_mode mode;
 	uint32_t max_targets;
 	struct target *targets;
+	/* the block table, mapped (NULL when there is none) */
+	struct stray_block_slot *block_slots;
+	size_t nblock_slots;
 };
 
 /* The stack walker's caches: a share per possible CPU (bpf/stray.h). */
@@ -143,12 +148,66 @@ static int size_walker_caches(struct stray_bpf *skel)
 					cpus * STRAY_UNWIND_MEMO_SLOTS * STRAY_UNWIND_MEMO_WORDS);
 }
 
+/* Sets of the block table (bpf/blocks.bpf.h): a power of two, with a
+ * quarter as many slots as the allocs map has entries. STRAY_BLOCK_SETS
+ * (a power of two, 0 for none) forces another size: tests use it to make
+ * sets overflow into the map. */
+static uint32_t block_sets_log2(uint32_t max_allocs)
+{
+	const char *forced = getenv("STRAY_BLOCK_SETS");
+	uint64_t sets = max_allocs / 4 / STRAY_BLOCK_WAYS;
+	uint32_t log2 = 0;
+
+	if (forced && *forced)
+		sets = strtoull(forced, NULL, 0);
+	if (sets < 2)
+		return 0;
+	while (log2 < 24 && (2ull << log2) <= sets)
+		log2++;
+	return log2;
+}
+
+static int size_block_table(struct stray_bpf *skel, uint32_t max_allocs)
+{
+	uint32_t log2 = block_sets_log2(max_allocs);
+
+	skel->rodata->block_set_bits = log2;
+	if (!log2)
+		return 0;
+	return bpf_map__set_max_entries(skel->maps.block_slots, (1u << log2) * STRAY_BLOCK_WAYS);
+}
+
+static size_t block_table_bytes(size_t slots)
+{
+	size_t page = sysconf(_SC_PAGESIZE);
+
+	return (slots * sizeof(struct stray_block_slot) + page - 1) / page * page;
+}
+
+/* User space reads and forgets blocks in the table through a mapping. */
+static int map_block_table(struct loader *l)
+{
+	size_t slots = bpf_map__max_entries(l->skel->maps.block_slots);
+	void *m;
+
+	if (!l->skel->rodata->block_set_bits)
+		return 0;
+	m = mmap(NULL, block_table_bytes(slots), PROT_READ | PROT_WRITE, MAP_SHARED,
+		 bpf_map__fd(l->skel->maps.block_slots), 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	l->block_slots = m;
+	l->nblock_slots = slots;
+	return 0;
+}
+
 static int size_maps(struct stray_bpf *skel, const struct loader_opts *opts)
 {
 	int err = 0;
 
 	if (opts->max_allocs)
 		err = err ?: bpf_map__set_max_entries(skel->maps.allocs, opts->max_allocs);
+	err = err ?: size_block_table(skel, bpf_map__max_entries(skel->maps.allocs));
 	if (opts->max_sites)
 		err = err ?: bpf_map__set_max_entries(skel->maps.sites, opts->max_sites);
 	if (opts->max_targets)
@@ -318,6 +377,11 @@ struct loader *loader__new(const struct loader_opts *opts, const char **errmsg)
 		*errmsg = "cannot load BPF programs (is this kernel built with BPF, BTF and uprobes?)";
 		goto fail;
 	}
+	err = map_block_table(l);
+	if (err) {
+		*errmsg = "cannot map the block table";
+		goto fail;
+	}
 	/* The thread-exit tracepoint is the only link not tied to a target. */
 	err = stray_bpf__attach(l->skel);
 	if (err) {
@@ -349,6 +413,8 @@ void loader__free(struct loader *l)
 	for (uint32_t i = 0; l->targets && i < l->max_targets; i++)
 		target_release(&l->targets[i]);
 	free(l->targets);
+	if (l->block_slots)
+		munmap(l->block_slots, block_table_bytes(l->nblock_slots));
 	for (size_t i = 0; i < l->ncopies; i++)
 		stray_bpf__destroy(l->copies[i]);
 	stray_bpf__destroy(l->skel);
@@ -601,6 +667,17 @@ const char *loader__attach_mode(const struct loader *l)
 int loader__allocs_fd(const struct loader *l)
 {
 	return bpf_map__fd(l->skel->maps.allocs);
+}
+
+struct stray_block_slot *loader__block_slots(const struct loader *l, size_t *n)
+{
+	*n = l->nblock_slots;
+	return l->block_slots;
+}
+
+__u64 *loader__heap_in_allocs(const struct loader *l)
+{
+	return &l->skel->bss->heap_in_allocs;
 }
 
 int loader__sites_fd(const struct loader *l)

@@ -89,6 +89,10 @@ const char *loader__attach_mode(const struct loader *l);
 
 /* Map file descriptors for the drain. */
 int loader__allocs_fd(const struct loader *l);
+/* The block table (bpf/blocks.bpf.h), mapped: n slots, NULL when none. */
+struct stray_block_slot *loader__block_slots(const struct loader *l, size_t *n);
+/* Heap blocks in the allocs map: user space deleting one decrements it. */
+__u64 *loader__heap_in_allocs(const struct loader *l);
 int loader__sites_fd(const struct loader *l);
 int loader__counters_fd(const struct loader *l);
 uint32_t loader__max_sites(const struct loader *l);
