@@ -71,6 +71,18 @@ struct {
 	__type(value, struct stray_site);
 } sites SEC(".maps");
 
+/* Counter slots of sites (stray.h): sized and mapped by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stray_site_slot);
+} site_slots SEC(".maps");
+
+/* log2 of site_slots' entries, set by user space; 0: no slots. */
+const volatile __u32 site_slot_bits = 0;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -197,26 +209,75 @@ __noinline int capture_user_stack(struct pt_regs *ctx, __u64 ret_slot, __u32 mem
 	return s->depth;
 }
 
+static __always_inline struct stray_site_slot *site_slot(__u64 tag)
+{
+	__u32 i = stray_site_slot_index(tag, site_slot_bits);
+
+	return site_slot_bits ? bpf_map_lookup_elem(&site_slots, &i) : NULL;
+}
+
+/* The counters in the slot of site (tgid, stack_hash), if it holds one. */
+static __always_inline struct stray_site_counts *slot_counts(__u32 tgid, __u64 stack_hash)
+{
+	__u64 tag = stray_site_tag(tgid, stack_hash);
+	struct stray_site_slot *slot = site_slot(tag);
+
+	return slot && *(volatile __u64 *)&slot->tag == tag ? &slot->counts : NULL;
+}
+
+/* Where site (tgid, stack_hash) counts: its slot, else its map value;
+ * NULL when the site is gone (reclaimed, or never made: the map was full). */
+static __always_inline struct stray_site_counts *site_counts(__u32 tgid, __u64 stack_hash)
+{
+	struct stray_site_key key = { .tgid = tgid, .stack_hash = stack_hash };
+	struct stray_site_counts *c = slot_counts(tgid, stack_hash);
+	struct stray_site *site;
+
+	if (c)
+		return c;
+	site = bpf_map_lookup_elem(&sites, &key);
+	return site ? &site->counts : NULL;
+}
+
+/* Give the site just made its slot, if free: claimed, zeroed (a late add
+ * to a slot user space was freeing may have left something), then tagged.
+ * Returns the slot's counters or NULL. */
+static __always_inline struct stray_site_counts *claim_site_slot(__u32 tgid, __u64 stack_hash)
+{
+	__u64 tag = stray_site_tag(tgid, stack_hash);
+	struct stray_site_slot *slot = site_slot(tag);
+
+	if (!slot || slot->tag || __sync_val_compare_and_swap(&slot->tag, 0, STRAY_SITE_SLOT_CLAIMED))
+		return NULL;
+	slot->counts.live_bytes = slot->counts.live_count = 0;
+	slot->counts.alloc_bytes = slot->counts.alloc_count = 0;
+	__sync_lock_test_and_set(&slot->tag, tag);
+	return &slot->counts;
+}
+
 /*
  * Capture the user stack of the current allocation and find or create its
- * site. Called from return probes: there the kernel has already restored
- * the instruction pointer to the return address in the allocator's caller,
- * so the first frame is the caller itself and the frame-pointer walk
- * continues from the caller's frame, with no allocator frame to strip.
- * Called at a function's entry (operator new), ret_slot is the stack
- * pointer: the return address is there and not yet in the frame chain,
- * which starts at the caller's frame, so it replaces the first frame (the
- * function's own first instruction) and the stack reads the same. A site
- * found by a remembered walk's hash needs no frames; a new one does, and
- * then the stack is walked again.
+ * site; returns where the site counts. Called from return probes: there
+ * the kernel has already restored the instruction pointer to the return
+ * address in the allocator's caller, so the first frame is the caller
+ * itself and the frame-pointer walk continues from the caller's frame,
+ * with no allocator frame to strip. Called at a function's entry
+ * (operator new), ret_slot is the stack pointer: the return address is
+ * there and not yet in the frame chain, which starts at the caller's
+ * frame, so it replaces the first frame (the function's own first
+ * instruction) and the stack reads the same. A site found by a remembered
+ * walk's hash needs no frames; a new one does, and then the stack is
+ * walked again.
  */
-static __always_inline struct stray_site *site_of_current_stack(void *ctx, __u32 tgid, __u64 ret_slot,
-								 __u64 *hash, __u32 kind)
+static __always_inline struct stray_site_counts *site_of_current_stack(void *ctx, __u32 tgid, __u64 ret_slot,
+									__u64 *hash, __u32 kind)
 {
 	struct stray_site_key key = { .tgid = tgid };
+	struct stray_site_counts *counts;
 	struct stray_site *s, *found;
 	struct stack_capture *c;
 	__u32 zero = 0;
+	long err;
 
 	capture_user_stack(ctx, ret_slot, 1);
 	s = bpf_map_lookup_elem(&scratch, &zero);
@@ -230,6 +291,9 @@ static __always_inline struct stray_site *site_of_current_stack(void *ctx, __u32
 	s->kind = kind;
 	*hash = key.stack_hash;
 
+	counts = slot_counts(tgid, key.stack_hash);
+	if (counts)
+		return counts;
 	found = bpf_map_lookup_elem(&sites, &key);
 	if (found) {
 		/* Cheap plausibility check; a full compare would cost a loop
@@ -237,40 +301,43 @@ static __always_inline struct stray_site *site_of_current_stack(void *ctx, __u32
 		 * collides. */
 		if (found->depth != s->depth || (c->ips_filled && s->depth && found->ips[0] != s->ips[0]))
 			count(STRAY_CNT_STACK_COLLISIONS);
-		return found;
+		return &found->counts;
 	}
 	if (!c->ips_filled)
 		capture_user_stack(ctx, ret_slot, 0);
-	s->live_bytes = s->live_count = 0;
-	s->alloc_bytes = s->alloc_count = s->extra_pieces = 0;
-	if (bpf_map_update_elem(&sites, &key, s, BPF_NOEXIST) && !bpf_map_lookup_elem(&sites, &key)) {
-		/* At an entry there is no allocation yet: its record counts. */
-		if (!ret_slot)
-			count(STRAY_CNT_SITE_MAP_FULL);
-		return NULL;
+	s->counts.live_bytes = s->counts.live_count = 0;
+	s->counts.alloc_bytes = s->counts.alloc_count = s->extra_pieces = 0;
+	err = bpf_map_update_elem(&sites, &key, s, BPF_NOEXIST);
+	if (!err) {
+		counts = claim_site_slot(tgid, key.stack_hash);
+		if (counts)
+			return counts;
 	}
-	return bpf_map_lookup_elem(&sites, &key);
+	found = bpf_map_lookup_elem(&sites, &key);
+	/* At an entry there is no allocation yet: its record counts. */
+	if (!found && !ret_slot)
+		count(STRAY_CNT_SITE_MAP_FULL);
+	return found ? &found->counts : NULL;
 }
 
-static __always_inline void site_add(struct stray_site *site, __u64 size)
+static __always_inline void site_add(struct stray_site_counts *c, __u64 size)
 {
-	__sync_fetch_and_add(&site->live_bytes, size);
-	__sync_fetch_and_add(&site->live_count, 1);
-	__sync_fetch_and_add(&site->alloc_bytes, size);
-	__sync_fetch_and_add(&site->alloc_count, 1);
+	__sync_fetch_and_add(&c->live_bytes, size);
+	__sync_fetch_and_add(&c->live_count, 1);
+	__sync_fetch_and_add(&c->alloc_bytes, size);
+	__sync_fetch_and_add(&c->alloc_count, 1);
 }
 
 /* Account the release of block a on its site (if the site still exists). */
 static __always_inline void site_release(__u32 tgid, const struct stray_alloc *a)
 {
-	struct stray_site_key key = { .tgid = tgid, .stack_hash = a->stack_hash };
-	struct stray_site *site = bpf_map_lookup_elem(&sites, &key);
+	struct stray_site_counts *c = site_counts(tgid, a->stack_hash);
 
 	count(a->kind == STRAY_KIND_MMAP ? STRAY_CNT_UNMAPS : STRAY_CNT_FREES);
-	if (!site)
+	if (!c)
 		return;
-	__sync_fetch_and_add(&site->live_bytes, -(__s64)a->size);
-	__sync_fetch_and_add(&site->live_count, -1);
+	__sync_fetch_and_add(&c->live_bytes, -(__s64)a->size);
+	__sync_fetch_and_add(&c->live_count, -1);
 }
 
 /* Remove block addr from the allocs hash map into *out. Returns true if it
@@ -385,12 +452,11 @@ __noinline int record_alloc(struct pt_regs *ctx, __u64 addr, __u64 size, __u32 f
 	struct stray_alloc_key key = { .tgid = tgid, .addr = addr };
 	struct stray_alloc a = { .size = size, .fn = fn };
 	__u32 kind = fn == STRAY_FN_MMAP || fn == STRAY_FN_MREMAP ? STRAY_KIND_MMAP : STRAY_KIND_HEAP;
-	struct stray_site_key site_key = { .tgid = tgid, .stack_hash = site_hash };
-	struct stray_site *site;
+	struct stray_site_counts *site;
 
 	if (site_hash) {
 		a.stack_hash = site_hash;
-		site = bpf_map_lookup_elem(&sites, &site_key);
+		site = site_counts(tgid, site_hash);
 		if (!site) /* map full at new's entry, or reclaimed since */
 			count(STRAY_CNT_SITE_MAP_FULL);
 	} else {
@@ -727,6 +793,7 @@ static __always_inline int leave_posix_memalign(void *ctx, const struct stray_in
 static __always_inline void cut_region(__u32 tgid, __u64 s, const struct stray_alloc *r, __u64 lo, __u64 hi)
 {
 	struct stray_site_key skey = { .tgid = tgid, .stack_hash = r->stack_hash };
+	struct stray_site_counts *counts;
 	struct stray_alloc_key key = { .tgid = tgid };
 	struct stray_alloc piece = *r;
 	struct stray_site *site;
@@ -759,14 +826,16 @@ static __always_inline void cut_region(__u32 tgid, __u64 s, const struct stray_a
 	}
 	if (!kept)
 		count(STRAY_CNT_UNMAPS);
-	site = bpf_map_lookup_elem(&sites, &skey);
-	if (!site)
+	counts = site_counts(tgid, r->stack_hash);
+	if (!counts)
 		return;
 	released = r->size - kept_bytes;
-	__sync_fetch_and_add(&site->live_bytes, -(__s64)released);
+	__sync_fetch_and_add(&counts->live_bytes, -(__s64)released);
 	if (kept != 1)
-		__sync_fetch_and_add(&site->live_count, kept - 1);
-	if (kept > 1)
+		__sync_fetch_and_add(&counts->live_count, kept - 1);
+	/* The pieces are in the map value, which a site with a slot has too. */
+	site = kept > 1 ? bpf_map_lookup_elem(&sites, &skey) : NULL;
+	if (site)
 		__sync_fetch_and_add(&site->extra_pieces, kept - 1);
 }
 

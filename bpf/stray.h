@@ -184,14 +184,20 @@ struct stray_block_slot {
 	struct stray_alloc a;
 };
 
-/* Per-site aggregate, updated with atomic adds by every CPU. What was
- * freed is not counted but derived (user/drain.c): two more atomic
- * adds per free cost more than the subtraction. */
-struct stray_site {
+/* A site's counters, updated with atomic adds by every CPU. What was freed
+ * is not counted but derived (user/drain.c): two more atomic adds per free
+ * cost more than the subtraction. */
+struct stray_site_counts {
 	__s64 live_bytes;
 	__s64 live_count;
 	__u64 alloc_bytes;
 	__u64 alloc_count;
+};
+
+/* Per-site aggregate: a site's counters are these plus, when it has one,
+ * its slot's (struct stray_site_slot). */
+struct stray_site {
+	struct stray_site_counts counts;
 	/* live pieces that munmap cut out of regions beyond the regions
 	 * themselves: each is counted as freed when it goes */
 	__u64 extra_pieces;
@@ -201,6 +207,35 @@ struct stray_site {
 	 * called the allocator. */
 	__u64 ips[STRAY_MAX_STACK_DEPTH];
 };
+
+/* ==== site counter slots (bpf/stray.bpf.c, user/drain.c) ================
+ * A new site takes the slot of an array map that its tag selects, if that
+ * slot is free, and keeps it for its life: then an allocation or a free
+ * adds to the slot's counters, found by an address computation, where the
+ * sites hash map costs a helper call, a key hash and a bucket walk each
+ * time (half of stray's work per malloc/free pair beyond the traps). A
+ * site that found its slot taken counts in its hash map value; a site
+ * created on two CPUs at once may count in both, so a site's totals are
+ * always the sum. tag is 0 while the slot is free and
+ * STRAY_SITE_SLOT_CLAIMED while its counters are being zeroed. */
+#define STRAY_SITE_SLOT_CLAIMED 2ull
+
+struct stray_site_slot {
+	__u64 tag;
+	__u64 pad;
+	struct stray_site_counts counts;
+};
+
+/* Odd, so never 0 or STRAY_SITE_SLOT_CLAIMED; its top bits pick the slot. */
+static inline __u64 stray_site_tag(__u32 tgid, __u64 stack_hash)
+{
+	return ((stack_hash ^ ((__u64)tgid << 32)) * 0x9e3779b97f4a7c15ULL) | 1;
+}
+
+static inline __u32 stray_site_slot_index(__u64 tag, __u32 slot_bits)
+{
+	return (__u32)(tag >> (64 - (slot_bits & 31)));
+}
 
 /*
  * One call in flight per thread. Keyed by thread id only: allocator entry

@@ -254,26 +254,72 @@ static void estimate_sum(const struct drain *d, uint32_t kind, int64_t bytes, in
 	*est_count = llround(o);
 }
 
-/* What site s released: bytes, and blocks (region pieces count each). */
-static void site_freed(const struct stray_site *s, int64_t *bytes, int64_t *count)
+/* The counter slot that site k would hold (stray.h), or NULL. */
+static struct stray_site_slot *site_slot_of(const struct drain *d, const struct stray_site_key *k, uint64_t *tag)
 {
-	*bytes = (int64_t)s->alloc_bytes - s->live_bytes;
-	*count = (int64_t)(s->alloc_count + s->extra_pieces) - s->live_count;
+	uint32_t bits;
+	struct stray_site_slot *slots = loader__site_slots(d->loader, &bits);
+
+	*tag = stray_site_tag(k->tgid, k->stack_hash);
+	return slots ? &slots[stray_site_slot_index(*tag, bits)] : NULL;
+}
+
+/* Site k's counters: its map value's (s) plus its slot's, if it holds one. */
+static struct stray_site_counts site_totals(const struct drain *d, const struct stray_site_key *k,
+					    const struct stray_site *s)
+{
+	struct stray_site_counts c = s->counts;
+	uint64_t tag;
+	struct stray_site_slot *slot = site_slot_of(d, k, &tag);
+
+	if (!slot || __atomic_load_n(&slot->tag, __ATOMIC_ACQUIRE) != tag)
+		return c;
+	c.live_bytes += __atomic_load_n(&slot->counts.live_bytes, __ATOMIC_RELAXED);
+	c.live_count += __atomic_load_n(&slot->counts.live_count, __ATOMIC_RELAXED);
+	c.alloc_bytes += __atomic_load_n(&slot->counts.alloc_bytes, __ATOMIC_RELAXED);
+	c.alloc_count += __atomic_load_n(&slot->counts.alloc_count, __ATOMIC_RELAXED);
+	return c;
+}
+
+/* Free the slots of sites about to be deleted, zeroed for their next
+ * owner (which zeroes them again: an add that raced with this one may
+ * land after it). */
+static void release_site_slots(const struct drain *d, const struct doomed *dm)
+{
+	for (size_t i = 0; i < dm->n; i++) {
+		const struct stray_site_key *k = (const void *)((char *)dm->keys + i * dm->key_size);
+		uint64_t tag;
+		struct stray_site_slot *slot = site_slot_of(d, k, &tag);
+
+		if (!slot || __atomic_load_n(&slot->tag, __ATOMIC_ACQUIRE) != tag)
+			continue;
+		memset(&slot->counts, 0, sizeof(slot->counts));
+		__atomic_store_n(&slot->tag, 0, __ATOMIC_RELEASE);
+	}
+}
+
+/* What a site released: bytes, and blocks (region pieces count each). */
+static void site_freed(const struct stray_site_counts *c, uint64_t extra_pieces, int64_t *bytes,
+		       int64_t *count)
+{
+	*bytes = (int64_t)c->alloc_bytes - c->live_bytes;
+	*count = (int64_t)(c->alloc_count + extra_pieces) - c->live_count;
 }
 
 static int visit_site(struct drain *d, const void *key, const void *value, void *ctx)
 {
 	const struct stray_site_key *k = key;
 	const struct stray_site *s = value;
+	struct stray_site_counts c = site_totals(d, k, s);
 	struct sites_pass *p = ctx;
 
 	if (p->pid < 0 || (__u32)p->pid == k->tgid) {
 		struct site_view v = { .pid = k->tgid, .stack_hash = k->stack_hash };
 		int64_t alloc_bytes, free_bytes, unused, freed_bytes, freed;
 
-		site_freed(s, &freed_bytes, &freed);
-		estimate_sum(d, s->kind, s->live_bytes, s->live_count, &v.live_bytes, &v.live_count);
-		estimate_sum(d, s->kind, s->alloc_bytes, s->alloc_count, &alloc_bytes, &unused);
+		site_freed(&c, s->extra_pieces, &freed_bytes, &freed);
+		estimate_sum(d, s->kind, c.live_bytes, c.live_count, &v.live_bytes, &v.live_count);
+		estimate_sum(d, s->kind, c.alloc_bytes, c.alloc_count, &alloc_bytes, &unused);
 		estimate_sum(d, s->kind, freed_bytes, freed, &free_bytes, &unused);
 		v.alloc_bytes = alloc_bytes;
 		v.free_bytes = free_bytes;
@@ -283,7 +329,7 @@ static int visit_site(struct drain *d, const void *key, const void *value, void 
 			p->visit(&v, p->ctx);
 	}
 	p->nsites++;
-	return s->live_count <= 0 ? doom(&p->idle, key) : 0;
+	return c.live_count <= 0 ? doom(&p->idle, key) : 0;
 }
 
 int drain__sites_pass(struct drain *d, int pid, uint64_t *tracked_bytes, site_view_fn visit,
@@ -301,6 +347,7 @@ int drain__sites_pass(struct drain *d, int pid, uint64_t *tracked_bytes, site_vi
 	if (err || p.nsites * 4 <= (size_t)loader__max_sites(d->loader) * 3)
 		p.idle.n = 0;
 	d->counters[DRAIN_CNT_SITES_RECLAIMED] += p.idle.n;
+	release_site_slots(d, &p.idle);
 	delete_doomed(fd, &p.idle);
 	*tracked_bytes = p.tracked;
 	return err;
@@ -349,8 +396,9 @@ static void fill_from_site(struct drain *d, struct site_record *rec)
 		return; /* depth stays 0: stack lost */
 	rec->depth = own.depth < STRAY_MAX_STACK_DEPTH ? own.depth : STRAY_MAX_STACK_DEPTH;
 	memcpy(rec->ips, own.ips, rec->depth * sizeof(rec->ips[0]));
-	estimate_sum(d, rec->kind, own.alloc_bytes, own.alloc_count, &total_bytes, &total_allocations);
-	site_freed(&own, &freed_bytes, &freed);
+	own.counts = site_totals(d, &key, &own);
+	estimate_sum(d, rec->kind, own.counts.alloc_bytes, own.counts.alloc_count, &total_bytes, &total_allocations);
+	site_freed(&own.counts, own.extra_pieces, &freed_bytes, &freed);
 	estimate_sum(d, rec->kind, freed_bytes, freed, &free_bytes, &frees);
 	rec->live.total_bytes = total_bytes;
 	rec->live.total_allocations = total_allocations;
@@ -487,6 +535,7 @@ static int harvest(struct drain *d, struct harvest *h)
 	h->blocks.key_size = sizeof(struct stray_site_key);
 	err = for_each_entry(d, sfd, sizeof(struct stray_site_key), sizeof(struct stray_site),
 			     visit_site_of_pid, h);
+	release_site_slots(d, &h->blocks);
 	delete_doomed(sfd, &h->blocks);
 	return err;
 }

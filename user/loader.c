@@ -25,6 +25,7 @@ _Static_assert(sizeof(struct stray_site_key) == 16, "ABI: stray_site_key");
 _Static_assert(sizeof(struct stray_alloc) == 32, "ABI: stray_alloc");
 _Static_assert(sizeof(struct stray_site) == 48 + 8 * STRAY_MAX_STACK_DEPTH, "ABI: stray_site");
 _Static_assert(sizeof(struct stray_block_slot) == 48, "ABI: stray_block_slot");
+_Static_assert(sizeof(struct stray_site_slot) == 48, "ABI: stray_site_slot");
 _Static_assert(sizeof(struct stray_inflight) == 72 + sizeof(struct stray_alloc), "ABI: stray_inflight");
 _Static_assert(sizeof(struct stray_counters) == 8 * STRAY_CNT_NR, "ABI: stray_counters");
 
@@ -133,6 +134,7 @@ struct loader {
 	/* the block table, mapped (NULL when there is none) */
 	struct stray_block_slot *block_slots;
 	size_t nblock_slots;
+	struct stray_site_slot *site_slots; /* (NULL when there are none) */
 };
 
 /* The stack walker's caches: a share per possible CPU (bpf/stray.h). */
@@ -177,28 +179,64 @@ static int size_block_table(struct stray_bpf *skel, uint32_t max_allocs)
 	return bpf_map__set_max_entries(skel->maps.block_slots, (1u << log2) * STRAY_BLOCK_WAYS);
 }
 
-static size_t block_table_bytes(size_t slots)
+static size_t mapped_bytes(const struct bpf_map *map)
 {
 	size_t page = sysconf(_SC_PAGESIZE);
+	size_t bytes = (size_t)bpf_map__max_entries(map) * bpf_map__value_size(map);
 
-	return (slots * sizeof(struct stray_block_slot) + page - 1) / page * page;
+	return (bytes + page - 1) / page * page;
 }
 
-/* User space reads and forgets blocks in the table through a mapping. */
-static int map_block_table(struct loader *l)
+/* Map array map into user space (it is BPF_F_MMAPABLE): user space reads
+ * and frees its slots without a system call per slot. */
+static int map_array(const struct bpf_map *map, void **out)
 {
-	size_t slots = bpf_map__max_entries(l->skel->maps.block_slots);
-	void *m;
+	void *m = mmap(NULL, mapped_bytes(map), PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
 
-	if (!l->skel->rodata->block_set_bits)
-		return 0;
-	m = mmap(NULL, block_table_bytes(slots), PROT_READ | PROT_WRITE, MAP_SHARED,
-		 bpf_map__fd(l->skel->maps.block_slots), 0);
 	if (m == MAP_FAILED)
 		return -errno;
-	l->block_slots = m;
-	l->nblock_slots = slots;
+	*out = m;
 	return 0;
+}
+
+static int map_tables(struct loader *l)
+{
+	void *m;
+	int err;
+
+	if (l->skel->rodata->block_set_bits) {
+		err = map_array(l->skel->maps.block_slots, &m);
+		if (err)
+			return err;
+		l->block_slots = m;
+		l->nblock_slots = bpf_map__max_entries(l->skel->maps.block_slots);
+	}
+	if (l->skel->rodata->site_slot_bits) {
+		err = map_array(l->skel->maps.site_slots, &m);
+		if (err)
+			return err;
+		l->site_slots = m;
+	}
+	return 0;
+}
+
+/* Site counter slots (stray.h): twice as many as sites, a power of two.
+ * STRAY_SITE_SLOTS (a power of two, 0 for none) forces another number:
+ * tests use it to make sites share slots. */
+static int size_site_slots(struct stray_bpf *skel, uint32_t max_sites)
+{
+	const char *forced = getenv("STRAY_SITE_SLOTS");
+	uint64_t slots = 2ull * max_sites;
+	uint32_t log2 = 0;
+
+	if (forced && *forced)
+		slots = strtoull(forced, NULL, 0);
+	while (log2 < 24 && (2ull << log2) <= slots)
+		log2++;
+	skel->rodata->site_slot_bits = slots >= 2 ? log2 : 0;
+	if (slots < 2)
+		return 0;
+	return bpf_map__set_max_entries(skel->maps.site_slots, 1u << log2);
 }
 
 static int size_maps(struct stray_bpf *skel, const struct loader_opts *opts)
@@ -210,6 +248,7 @@ static int size_maps(struct stray_bpf *skel, const struct loader_opts *opts)
 	err = err ?: size_block_table(skel, bpf_map__max_entries(skel->maps.allocs));
 	if (opts->max_sites)
 		err = err ?: bpf_map__set_max_entries(skel->maps.sites, opts->max_sites);
+	err = err ?: size_site_slots(skel, bpf_map__max_entries(skel->maps.sites));
 	if (opts->max_targets)
 		err = err ?: bpf_map__set_max_entries(skel->maps.targets, opts->max_targets);
 	if (opts->max_unwind_rows)
@@ -377,9 +416,9 @@ struct loader *loader__new(const struct loader_opts *opts, const char **errmsg)
 		*errmsg = "cannot load BPF programs (is this kernel built with BPF, BTF and uprobes?)";
 		goto fail;
 	}
-	err = map_block_table(l);
+	err = map_tables(l);
 	if (err) {
-		*errmsg = "cannot map the block table";
+		*errmsg = "cannot map the block table and site slots";
 		goto fail;
 	}
 	/* The thread-exit tracepoint is the only link not tied to a target. */
@@ -414,7 +453,9 @@ void loader__free(struct loader *l)
 		target_release(&l->targets[i]);
 	free(l->targets);
 	if (l->block_slots)
-		munmap(l->block_slots, block_table_bytes(l->nblock_slots));
+		munmap(l->block_slots, mapped_bytes(l->skel->maps.block_slots));
+	if (l->site_slots)
+		munmap(l->site_slots, mapped_bytes(l->skel->maps.site_slots));
 	for (size_t i = 0; i < l->ncopies; i++)
 		stray_bpf__destroy(l->copies[i]);
 	stray_bpf__destroy(l->skel);
@@ -673,6 +714,12 @@ struct stray_block_slot *loader__block_slots(const struct loader *l, size_t *n)
 {
 	*n = l->nblock_slots;
 	return l->block_slots;
+}
+
+struct stray_site_slot *loader__site_slots(const struct loader *l, uint32_t *slot_bits)
+{
+	*slot_bits = l->skel->rodata->site_slot_bits;
+	return l->site_slots;
 }
 
 __u64 *loader__heap_in_allocs(const struct loader *l)

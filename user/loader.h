@@ -91,6 +91,9 @@ const char *loader__attach_mode(const struct loader *l);
 int loader__allocs_fd(const struct loader *l);
 /* The block table (bpf/blocks.bpf.h), mapped: n slots, NULL when none. */
 struct stray_block_slot *loader__block_slots(const struct loader *l, size_t *n);
+/* The site counter slots (stray.h), mapped, and log2 of their number;
+ * NULL when there are none. */
+struct stray_site_slot *loader__site_slots(const struct loader *l, uint32_t *slot_bits);
 /* Heap blocks in the allocs map: user space deleting one decrements it. */
 __u64 *loader__heap_in_allocs(const struct loader *l);
 int loader__sites_fd(const struct loader *l);
