@@ -166,8 +166,16 @@ e2e-test: $(BUILD)/stray $(BUILD)/stray-asan $(BUILD)/tests/e2e $(FIXTURES) $(UN
 		STRAY_ATTACH=$$mode STRAY=$(abspath $(BUILD)/stray) FIXTURES=$(abspath $(BUILD)/fixtures) \
 			$(BUILD)/tests/e2e -j1 --filter '$(E2E_MODE_SUBSET)' || exit 1; \
 	done
+	# And with the block table, the site counter slots and the in-flight
+	# slots shrunk to two sets, two slots and one: most blocks go to the
+	# allocs map, most sites count in their map value, or in both, and all
+	# threads but one keep their in-flight call in task storage
+	# (bpf/blocks.bpf.h, bpf/stray.h, bpf/inflight.bpf.h).
+	STRAY_BLOCK_SETS=2 STRAY_SITE_SLOTS=2 STRAY_INFLIGHT_SLOTS=1 STRAY=$(abspath $(BUILD)/stray) \
+		FIXTURES=$(abspath $(BUILD)/fixtures) $(BUILD)/tests/e2e -j1 --filter '$(E2E_TABLE_SUBSET)'
 
 E2E_MODE_SUBSET := @(e2e_exact|e2e_cxx|e2e_mmap|e2e_fork|e2e_probes)/*
+E2E_TABLE_SUBSET := @(e2e_exact|e2e_cxx|e2e_mmap|e2e_fork|e2e_stress)/*
 
 test: unit-test bpf-test e2e-test
 

@@ -1157,7 +1157,7 @@ int BPF_UPROBE(alloc_session)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(thread_exit, struct task_struct *task)
 {
-	bpf_task_storage_delete(&inflight, task);
+	inflight_release(task);
 	return 0;
 }
 

@@ -239,6 +239,18 @@ static int size_site_slots(struct stray_bpf *skel, uint32_t max_sites)
 	return bpf_map__set_max_entries(skel->maps.site_slots, 1u << log2);
 }
 
+/* STRAY_INFLIGHT_SLOTS (a power of two, at most the array's 8192) makes
+ * threads share in-flight slots (bpf/inflight.bpf.h): tests use it to run
+ * most threads on task storage. */
+static void size_inflight_slots(struct stray_bpf *skel)
+{
+	const char *forced = getenv("STRAY_INFLIGHT_SLOTS");
+	uint64_t slots = forced && *forced ? strtoull(forced, NULL, 0) : 0;
+
+	if (slots && !(slots & (slots - 1)) && slots - 1 < skel->rodata->inflight_slot_mask)
+		skel->rodata->inflight_slot_mask = slots - 1;
+}
+
 static int size_maps(struct stray_bpf *skel, const struct loader_opts *opts)
 {
 	int err = 0;
@@ -249,6 +261,7 @@ static int size_maps(struct stray_bpf *skel, const struct loader_opts *opts)
 	if (opts->max_sites)
 		err = err ?: bpf_map__set_max_entries(skel->maps.sites, opts->max_sites);
 	err = err ?: size_site_slots(skel, bpf_map__max_entries(skel->maps.sites));
+	size_inflight_slots(skel);
 	if (opts->max_targets)
 		err = err ?: bpf_map__set_max_entries(skel->maps.targets, opts->max_targets);
 	if (opts->max_unwind_rows)
