@@ -107,8 +107,9 @@ static __always_inline void count(enum stray_counter c)
 		cs->v[c]++;
 }
 
-/* A block (or region piece) of size bytes that the full allocs map could
- * not take: the report says how many and how large. */
+/* A block (or region piece) of size bytes that the full allocs map (and,
+ * for a block, its full set of the block table) could not take: the
+ * report says how many and how large. */
 static __always_inline void count_untracked(__u64 size)
 {
 	__u32 zero = 0;
@@ -782,8 +783,9 @@ static __always_inline int leave_posix_memalign(void *ctx, const struct stray_in
 }
 
 /* ==== anonymous mappings ===============================================
- * Regions are kept in the allocs map like heap blocks, keyed by (tgid,
- * start), with kind STRAY_KIND_MMAP, their size in whole pages. */
+ * Regions are kept in the allocs map, keyed by (tgid, start), with kind
+ * STRAY_KIND_MMAP, their size in whole pages; never in the block table,
+ * where munmap's search by page would not find them. */
 
 /*
  * Release [lo, hi) of region r (start s), already taken out of the map: the
