@@ -27,6 +27,12 @@ const volatile __u32 block_set_bits = 0;
  * before any free of it can run. */
 __u64 heap_in_allocs SEC(".bss");
 
+/* Whether any heap block may be in the allocs hash map (see above). */
+static __always_inline bool heap_blocks_in_map(void)
+{
+	return *(volatile __u64 *)&heap_in_allocs != 0;
+}
+
 enum slot_take {
 	SLOT_ABSENT, /* not in the table */
 	SLOT_TAKEN,  /* taken into *out */
@@ -95,16 +101,10 @@ static __always_inline bool store_block_slot(__u32 tgid, __u64 addr, const struc
 	struct stray_block_slot *s;
 	__u32 base;
 
-	*had_stale = false;
+	*had_stale = take_block_slot(tgid, addr, stale) == SLOT_TAKEN;
 	if (!block_set_bits)
 		return false;
 	base = block_set_base(tgid, addr);
-#pragma unroll
-	for (__u32 way = 0; way < STRAY_BLOCK_WAYS; way++) {
-		s = block_slot(base, way);
-		if (s && slot_holds(s, tgid, addr))
-			*had_stale = take_slot(s, tgid, stale) == SLOT_TAKEN;
-	}
 #pragma unroll
 	for (__u32 way = 0; way < STRAY_BLOCK_WAYS; way++) {
 		s = block_slot(base, way);

@@ -373,7 +373,7 @@ static __always_inline bool take_alloc(__u32 tgid, __u64 addr, struct stray_allo
 	default:
 		break;
 	}
-	if (block_set_bits && !*(volatile __u64 *)&heap_in_allocs)
+	if (block_set_bits && !heap_blocks_in_map())
 		return false;
 	return take_hashed(tgid, addr, out);
 }
@@ -425,20 +425,18 @@ static __always_inline long insert_hashed(const struct stray_alloc_key *key, con
 static __always_inline long insert_alloc(const struct stray_alloc_key *key, const struct stray_alloc *a)
 {
 	struct stray_alloc stale;
-	bool had_stale;
+	bool had_stale, stored;
 
 	if (a->kind != STRAY_KIND_HEAP)
 		return insert_hashed(key, a);
-	if (!store_block_slot(key->tgid, key->addr, a, &stale, &had_stale)) {
-		if (had_stale)
-			retire_stale(key->tgid, &stale);
-		return insert_hashed(key, a);
-	}
+	stored = store_block_slot(key->tgid, key->addr, a, &stale, &had_stale);
 	if (had_stale)
 		retire_stale(key->tgid, &stale);
+	if (!stored)
+		return insert_hashed(key, a);
 	/* A stale record of the same block may be in the map instead, left
 	 * from a time its set was full. */
-	if (*(volatile __u64 *)&heap_in_allocs && take_hashed(key->tgid, key->addr, &stale))
+	if (heap_blocks_in_map() && take_hashed(key->tgid, key->addr, &stale))
 		retire_stale(key->tgid, &stale);
 	return 0;
 }

@@ -149,6 +149,11 @@ static int doom(struct doomed *dm, const void *key)
 	return 0;
 }
 
+static const void *doomed_key(const struct doomed *dm, size_t i)
+{
+	return (const char *)dm->keys + i * dm->key_size;
+}
+
 static void forget_doomed(struct doomed *dm)
 {
 	free(dm->keys);
@@ -162,7 +167,7 @@ static uint64_t delete_doomed(int fd, struct doomed *dm)
 	uint64_t deleted = 0;
 
 	for (size_t i = 0; i < dm->n; i++)
-		deleted += bpf_map_delete_elem(fd, (char *)dm->keys + i * dm->key_size) == 0;
+		deleted += bpf_map_delete_elem(fd, doomed_key(dm, i)) == 0;
 	forget_doomed(dm);
 	return deleted;
 }
@@ -216,7 +221,7 @@ static void forget_doomed_slots(struct drain *d, struct doomed *dm)
 	struct stray_block_slot *slots = loader__block_slots(d->loader, &n);
 
 	for (size_t i = 0; i < dm->n; i++) {
-		const struct slot_ref *ref = (const struct slot_ref *)((char *)dm->keys + i * dm->key_size);
+		const struct slot_ref *ref = doomed_key(dm, i);
 		struct stray_block_slot *s = &slots[ref->index];
 		uint64_t tgid = ref->key.tgid;
 
@@ -287,7 +292,7 @@ static struct stray_site_counts site_totals(const struct drain *d, const struct 
 static void release_site_slots(const struct drain *d, const struct doomed *dm)
 {
 	for (size_t i = 0; i < dm->n; i++) {
-		const struct stray_site_key *k = (const void *)((char *)dm->keys + i * dm->key_size);
+		const struct stray_site_key *k = doomed_key(dm, i);
 		uint64_t tag;
 		struct stray_site_slot *slot = site_slot_of(d, k, &tag);
 

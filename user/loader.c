@@ -150,23 +150,33 @@ static int size_walker_caches(struct stray_bpf *skel)
 					cpus * STRAY_UNWIND_MEMO_SLOTS * STRAY_UNWIND_MEMO_WORDS);
 }
 
+/* The count in environment variable name (a test knob), else dflt. */
+static uint64_t forced_count(const char *name, uint64_t dflt)
+{
+	const char *forced = getenv(name);
+
+	return forced && *forced ? strtoull(forced, NULL, 0) : dflt;
+}
+
+/* log2 of the largest power of two <= n (n >= 1), at most 24. */
+static uint32_t log2_floor(uint64_t n)
+{
+	uint32_t log2 = 0;
+
+	while (log2 < 24 && (2ull << log2) <= n)
+		log2++;
+	return log2;
+}
+
 /* Sets of the block table (bpf/blocks.bpf.h): a power of two, with a
  * quarter as many slots as the allocs map has entries. STRAY_BLOCK_SETS
  * (a power of two, 0 for none) forces another size: tests use it to make
  * sets overflow into the map. */
 static uint32_t block_sets_log2(uint32_t max_allocs)
 {
-	const char *forced = getenv("STRAY_BLOCK_SETS");
-	uint64_t sets = max_allocs / 4 / STRAY_BLOCK_WAYS;
-	uint32_t log2 = 0;
+	uint64_t sets = forced_count("STRAY_BLOCK_SETS", max_allocs / 4 / STRAY_BLOCK_WAYS);
 
-	if (forced && *forced)
-		sets = strtoull(forced, NULL, 0);
-	if (sets < 2)
-		return 0;
-	while (log2 < 24 && (2ull << log2) <= sets)
-		log2++;
-	return log2;
+	return sets < 2 ? 0 : log2_floor(sets);
 }
 
 static int size_block_table(struct stray_bpf *skel, uint32_t max_allocs)
@@ -225,16 +235,11 @@ static int map_tables(struct loader *l)
  * tests use it to make sites share slots. */
 static int size_site_slots(struct stray_bpf *skel, uint32_t max_sites)
 {
-	const char *forced = getenv("STRAY_SITE_SLOTS");
-	uint64_t slots = 2ull * max_sites;
-	uint32_t log2 = 0;
+	uint64_t slots = forced_count("STRAY_SITE_SLOTS", 2ull * max_sites);
+	uint32_t log2 = slots < 2 ? 0 : log2_floor(slots);
 
-	if (forced && *forced)
-		slots = strtoull(forced, NULL, 0);
-	while (log2 < 24 && (2ull << log2) <= slots)
-		log2++;
-	skel->rodata->site_slot_bits = slots >= 2 ? log2 : 0;
-	if (slots < 2)
+	skel->rodata->site_slot_bits = log2;
+	if (!log2)
 		return 0;
 	return bpf_map__set_max_entries(skel->maps.site_slots, 1u << log2);
 }
@@ -244,8 +249,7 @@ static int size_site_slots(struct stray_bpf *skel, uint32_t max_sites)
  * most threads on task storage. */
 static void size_inflight_slots(struct stray_bpf *skel)
 {
-	const char *forced = getenv("STRAY_INFLIGHT_SLOTS");
-	uint64_t slots = forced && *forced ? strtoull(forced, NULL, 0) : 0;
+	uint64_t slots = forced_count("STRAY_INFLIGHT_SLOTS", 0);
 
 	if (slots && !(slots & (slots - 1)) && slots - 1 < skel->rodata->inflight_slot_mask)
 		skel->rodata->inflight_slot_mask = slots - 1;
